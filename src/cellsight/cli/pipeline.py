@@ -1,0 +1,32 @@
+"""``cellsight pipeline``: run the whole pipeline headless on the bundled samples."""
+
+import json
+import sys
+
+from cellsight.core.progress import ProgressEvent
+
+
+def _print_progress(event: ProgressEvent) -> None:
+    print(f"[{event.step}/{event.total}] {event.message} done", file=sys.stderr)
+
+
+def run(args) -> int:
+    """Run the pipeline and print the summary."""
+    from cellsight.pipeline import run_pipeline
+
+    summary = run_pipeline(args.out, progress=_print_progress)
+    print(json.dumps(summary, indent=2))
+    print(f"Results written to {args.out} (overview: {args.out}/overview.png)", file=sys.stderr)
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``pipeline`` subcommand."""
+    p = sub.add_parser(
+        "pipeline",
+        help="Run denoise -> segment -> (time-lapse) on the bundled sample data.",
+        description="Run the whole cellsight pipeline headless on the bundled sample data "
+        "and write TIFF results, overview.png and summary.json to --out.",
+    )
+    p.add_argument("--out", required=True, help="Output folder (created if missing).")
+    p.set_defaults(handler=run)

@@ -1,0 +1,1 @@
+"""Algorithms on arrays: numpy / scipy / scikit-image / torch, never Qt or napari."""

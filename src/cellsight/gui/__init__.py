@@ -1,0 +1,1 @@
+"""napari dock widgets: thin views over ``cellsight.core``; all threading in ``workers``."""

@@ -1,0 +1,173 @@
+"""The one helper that runs cellsight work off the GUI thread.
+
+Every widget calls :func:`start_job`. The job function runs in a worker thread and
+receives two keyword arguments from here: ``progress`` (call it with a
+:class:`~cellsight.core.progress.ProgressEvent`) and ``should_stop`` (poll it; when it
+returns True, stop and either return what is done or raise
+:class:`~cellsight.core.progress.Cancelled`). Everything the callbacks given here do
+happens on the main thread: progress goes to napari's activity dock, errors become a
+napari notification that names the cause, and results are handed to ``on_result``
+(which typically adds layers to the viewer).
+"""
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from napari.utils import progress as napari_progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QObject, Signal
+from superqt.utils import create_worker
+
+from cellsight.core.progress import Cancelled, ProgressEvent
+
+logger = logging.getLogger(__name__)
+
+_RUNNING: set["Job"] = set()  # keeps jobs (and their Qt objects) alive while they run
+
+
+class _Bridge(QObject):
+    """Carries progress events from the worker thread to the main thread."""
+
+    progressed = Signal(object)
+
+
+class Job:
+    """Handle of one background job: cancel it, or wait for its state."""
+
+    def __init__(self, name: str, total: int):
+        self.name = name
+        self._stop = threading.Event()
+        self._bridge = _Bridge()
+        self._pbar = napari_progress(total=total, desc=name)
+        self.worker = None
+        self.state = "running"  # -> "done" | "cancelled" | "failed"
+        self.error: BaseException | None = None
+
+    def cancel(self) -> None:
+        """Ask the job to stop; it finishes at its next ``should_stop()`` check."""
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.quit()
+
+    def should_stop(self) -> bool:
+        """Return True once :meth:`cancel` was called (thread-safe)."""
+        return self._stop.is_set()
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the job has not finished yet."""
+        return self.state == "running"
+
+    def _update_progress(self, event: ProgressEvent) -> None:
+        if event.total and event.total != self._pbar.total:
+            self._pbar.total = event.total
+        self._pbar.n = min(event.step, self._pbar.total or event.step)
+        if event.message:
+            self._pbar.set_description(f"{self.name}: {event.message}")
+        self._pbar.refresh()
+
+    def _close(self) -> None:
+        self._pbar.close()
+        _RUNNING.discard(self)
+
+
+def start_job(
+    func: Callable[..., Any],
+    *args: Any,
+    name: str,
+    on_result: Callable[[Any], None] | None = None,
+    on_progress: Callable[[ProgressEvent], None] | None = None,
+    on_cancelled: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
+    total: int = 0,
+    **kwargs: Any,
+) -> Job:
+    """Run ``func(*args, progress=..., should_stop=..., **kwargs)`` in a worker thread.
+
+    Parameters
+    ----------
+    func : callable
+        A core function (no Qt, no napari calls). Must accept ``progress`` and
+        ``should_stop`` keyword arguments.
+    name : str
+        Shown in napari's activity dock and in notifications.
+    on_result : callable, optional
+        Main thread, with the return value when the job completes.
+    on_progress : callable, optional
+        Main thread, with every :class:`ProgressEvent` (e.g. to draw a loss curve).
+    on_cancelled : callable, optional
+        Main thread, with the partial result (``Cancelled.partial``, or the return
+        value of a job that returned after a stop request).
+    on_error : callable, optional
+        Main thread, with the exception; a notification is shown in any case.
+    on_finished : callable, optional
+        Main thread, always called last (done, cancelled or failed).
+    total : int
+        Expected number of progress steps (0 = unknown until the job reports one).
+
+    Returns
+    -------
+    Job
+    """
+    job = Job(name, total)
+
+    def report(event: ProgressEvent) -> None:  # worker thread
+        job._bridge.progressed.emit(event)
+
+    def on_progress_main(event: ProgressEvent) -> None:
+        job._update_progress(event)
+        if on_progress is not None:
+            on_progress(event)
+
+    def returned(value: Any) -> None:
+        if job.should_stop():
+            job.state = "cancelled"
+            show_info(f"{name} stopped; what was finished is kept.")
+            if on_cancelled is not None:
+                on_cancelled(value)
+            return
+        job.state = "done"
+        if on_result is not None:
+            on_result(value)
+
+    def errored(exc: BaseException) -> None:
+        if isinstance(exc, Cancelled):
+            job.state = "cancelled"
+            show_info(f"{name} stopped; what was finished is kept.")
+            if on_cancelled is not None:
+                on_cancelled(exc.partial)
+            return
+        job.state = "failed"
+        job.error = exc
+        logger.error("%s failed", name, exc_info=(type(exc), exc, exc.__traceback__))
+        show_error(f"{name} failed: {type(exc).__name__}: {exc}")
+        if on_error is not None:
+            on_error(exc)
+
+    def finished() -> None:
+        job._close()
+        if on_finished is not None:
+            on_finished()
+
+    job._bridge.progressed.connect(on_progress_main)
+    worker = create_worker(
+        func,
+        *args,
+        progress=report,
+        should_stop=job.should_stop,
+        _start_thread=False,
+        _connect={"returned": returned, "errored": errored, "finished": finished},
+        **kwargs,
+    )
+    job.worker = worker
+    _RUNNING.add(job)
+    worker.start()
+    return job
+
+
+def running_jobs() -> list[Job]:
+    """Jobs started by :func:`start_job` that have not finished."""
+    return list(_RUNNING)
