@@ -12,12 +12,13 @@ napari notification that names the cause, and results are handed to ``on_result`
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import QObject, Signal
+from qtpy.QtCore import QTimer
 from superqt.utils import create_worker
 
 from cellsight.core.progress import Cancelled, ProgressEvent
@@ -27,10 +28,9 @@ logger = logging.getLogger(__name__)
 _RUNNING: set["Job"] = set()  # keeps jobs (and their Qt objects) alive while they run
 
 
-class _Bridge(QObject):
-    """Carries progress events from the worker thread to the main thread."""
-
-    progressed = Signal(object)
+#: how often (ms) progress events queued by the worker are handed to the main thread;
+#: batching keeps a job that reports every few milliseconds from flooding the GUI
+PROGRESS_INTERVAL_MS = 100
 
 
 class Job:
@@ -39,7 +39,9 @@ class Job:
     def __init__(self, name: str, total: int):
         self.name = name
         self._stop = threading.Event()
-        self._bridge = _Bridge()
+        self._events: deque[ProgressEvent] = deque()  # appended by the worker thread
+        self._timer = QTimer()
+        self._timer.setInterval(PROGRESS_INTERVAL_MS)
         self._pbar = napari_progress(total=total, desc=name)
         self.worker = None
         self.state = "running"  # -> "done" | "cancelled" | "failed"
@@ -60,6 +62,16 @@ class Job:
         """Whether the job has not finished yet."""
         return self.state == "running"
 
+    def _drain(self, on_progress) -> None:
+        """Main thread: pass queued events on, then refresh the progress bar once."""
+        last = None
+        while self._events:
+            last = self._events.popleft()
+            if on_progress is not None:
+                on_progress(last)
+        if last is not None:
+            self._update_progress(last)
+
     def _update_progress(self, event: ProgressEvent) -> None:
         if event.total and event.total != self._pbar.total:
             self._pbar.total = event.total
@@ -69,6 +81,7 @@ class Job:
         self._pbar.refresh()
 
     def _close(self) -> None:
+        self._timer.stop()
         self._pbar.close()
         _RUNNING.discard(self)
 
@@ -97,7 +110,9 @@ def start_job(
     on_result : callable, optional
         Main thread, with the return value when the job completes.
     on_progress : callable, optional
-        Main thread, with every :class:`ProgressEvent` (e.g. to draw a loss curve).
+        Main thread, with every :class:`ProgressEvent` in order (e.g. to draw a loss
+        curve). Events arrive in batches every ``PROGRESS_INTERVAL_MS``; keep the
+        per-event work cheap (store values, redraw once per batch at most).
     on_cancelled : callable, optional
         Main thread, with the partial result (``Cancelled.partial``, or the return
         value of a job that returned after a stop request).
@@ -114,15 +129,11 @@ def start_job(
     """
     job = Job(name, total)
 
-    def report(event: ProgressEvent) -> None:  # worker thread
-        job._bridge.progressed.emit(event)
-
-    def on_progress_main(event: ProgressEvent) -> None:
-        job._update_progress(event)
-        if on_progress is not None:
-            on_progress(event)
+    def report(event: ProgressEvent) -> None:  # worker thread: just queue it
+        job._events.append(event)
 
     def returned(value: Any) -> None:
+        job._drain(on_progress)
         if job.should_stop():
             job.state = "cancelled"
             show_info(f"{name} stopped; what was finished is kept.")
@@ -134,6 +145,7 @@ def start_job(
             on_result(value)
 
     def errored(exc: BaseException) -> None:
+        job._drain(on_progress)
         if isinstance(exc, Cancelled):
             job.state = "cancelled"
             show_info(f"{name} stopped; what was finished is kept.")
@@ -152,7 +164,7 @@ def start_job(
         if on_finished is not None:
             on_finished()
 
-    job._bridge.progressed.connect(on_progress_main)
+    job._timer.timeout.connect(lambda: job._drain(on_progress))
     worker = create_worker(
         func,
         *args,
@@ -164,6 +176,7 @@ def start_job(
     )
     job.worker = worker
     _RUNNING.add(job)
+    job._timer.start()
     worker.start()
     return job
 

@@ -194,6 +194,8 @@ def write_image(
     path = Path(path)
     is_ome = path.name.lower().endswith((".ome.tif", ".ome.tiff"))
     kwargs: dict[str, Any] = {"compression": compression}
+    if not axes.endswith("S"):
+        kwargs["photometric"] = "minisblack"
     if is_ome:
         meta: dict[str, Any] = {"axes": axes}
         for ax, s in zip(axes, scale, strict=True):

@@ -1,0 +1,43 @@
+"""Import boundaries, checked in fresh interpreters (sys.modules tells what got loaded)."""
+
+import json
+import subprocess
+import sys
+
+GUI_MODULES = ("qtpy", "PyQt6", "PyQt5", "PySide6", "napari", "magicgui", "superqt")
+
+
+def _loaded_after(code: str) -> set[str]:
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return {name.split(".")[0] for name in json.loads(out.stdout.strip().splitlines()[-1])}
+
+
+def test_import_cellsight_loads_neither_torch_nor_qt():
+    loaded = _loaded_after("import cellsight")
+    assert "torch" not in loaded
+    assert not loaded & set(GUI_MODULES)
+
+
+def test_backend_never_loads_gui_modules():
+    code = """
+import importlib, pkgutil
+import cellsight, cellsight.config, cellsight.core, cellsight.io, cellsight.cli
+for pkg in (cellsight.config, cellsight.core, cellsight.io, cellsight.cli):
+    for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+        importlib.import_module(mod.name)
+import cellsight.samples, cellsight.pipeline
+"""
+    loaded = _loaded_after(code)
+    assert not loaded & set(GUI_MODULES), loaded & set(GUI_MODULES)
+
+
+def test_config_and_io_do_not_load_torch():
+    code = """
+import importlib, pkgutil
+import cellsight.config, cellsight.io
+for pkg in (cellsight.config, cellsight.io):
+    for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+        importlib.import_module(mod.name)
+"""
+    assert "torch" not in _loaded_after(code)
