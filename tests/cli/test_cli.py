@@ -30,9 +30,9 @@ def test_python_dash_m_entry_point():
 
 
 def test_console_script_installed():
-    import shutil
+    from pathlib import Path
 
-    exe = shutil.which("cellsight") or str(__import__("pathlib").Path(sys.executable).with_name("cellsight"))
+    exe = str(Path(sys.executable).with_name("cellsight"))
     out = subprocess.run([exe, "info"], capture_output=True, text=True)
     assert out.returncode == 0 and "auto_device" in out.stdout
 

@@ -101,7 +101,8 @@ def split_label(
             f"Splitting needs at least two {labels.ndim}D seed points inside the object."
         )
     mask = labels == label_id
-    inside = [tuple(s) for s in seeds if np.all(s >= 0) and np.all(s < labels.shape) and mask[tuple(s)]]
+    in_bounds = [s for s in seeds if np.all(s >= 0) and np.all(s < labels.shape)]
+    inside = [tuple(s) for s in in_bounds if mask[tuple(s)]]
     if len(inside) < 2:
         raise ValueError(f"At least two seed points must lie inside object {label_id}.")
     markers = np.zeros(labels.shape, np.int32)

@@ -187,7 +187,9 @@ def write_image(
         raise ValueError(f"An image needs at least 2 dimensions (Y, X); got shape {data.shape}.")
     axes = (axes or _default_axes(data.ndim)).upper()
     if len(axes) != data.ndim:
-        raise ValueError(f"axes {axes!r} has {len(axes)} letters but the data has {data.ndim} dims.")
+        raise ValueError(
+            f"axes {axes!r} has {len(axes)} letters but the data has {data.ndim} dims."
+        )
     scale = tuple(float(s) for s in scale) if scale is not None else (1.0,) * data.ndim
     if len(scale) != data.ndim:
         raise ValueError(f"scale has {len(scale)} values but the data has {data.ndim} dims.")

@@ -1,0 +1,297 @@
+"""Dock widget "Correct labels": merge, split, delete, fill holes, relabel; list edits.
+
+Every tool computes the corrected array with :mod:`cellsight.core.corrections` and writes
+only the changed pixels through :func:`apply_labels_edit`, so napari's undo (Ctrl+Z) and
+redo work. Edits are tracked against the model's prediction (kept in the layer's metadata
+as ``cellsight_prediction`` by the segmentation widgets, or snapshotted here).
+"""
+
+import numpy as np
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QGridLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cellsight.core import corrections as corr
+from cellsight.gui.layer_utils import add_or_update_labels, apply_labels_edit, layers_of_type
+
+PREDICTION_KEY = "cellsight_prediction"
+
+
+class CorrectionsWidget(QWidget):
+    """Correction tools for a Labels layer, with a list and overlay of what was edited."""
+
+    def __init__(self, napari_viewer):
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer_box = QComboBox()
+        self.ids_edit = QLineEdit()
+        self.ids_edit.setPlaceholderText("e.g. 3, 7 (Alt+click objects to add)")
+        self.time_box = QCheckBox("first axis is time")
+        self.edits_list = QListWidget()
+        self.status = QLabel("")
+        self._regions: list = []
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(300)
+        self._refresh_timer.timeout.connect(self.refresh_edits)
+        self._build()
+        self._watched = None
+        self.viewer.layers.events.inserted.connect(self._sync_layers)
+        self.viewer.layers.events.removed.connect(self._sync_layers)
+        self._sync_layers()
+
+    # --- layout -----------------------------------------------------------------
+    def _build(self) -> None:
+        form = QFormLayout()
+        form.addRow("Labels layer", self.layer_box)
+        form.addRow("Selected ids", self.ids_edit)
+        form.addRow("", self.time_box)
+        grid = QGridLayout()
+        buttons = [
+            ("Add selected label", self.add_selected_label),
+            ("Merge", self.merge),
+            ("Split (seed points)", self.split_seeds),
+            ("Split (drawn line)", self.split_line),
+            ("Delete", self.delete),
+            ("Fill holes", self.fill),
+            ("Relabel 1..N", self.relabel),
+            ("Add seed/line layers", self.add_helper_layers),
+            ("Set as prediction", self.snapshot_prediction),
+            ("Refresh edits", self.refresh_edits),
+        ]
+        self.buttons = {}
+        for k, (text, slot) in enumerate(buttons):
+            b = QPushButton(text)
+            b.clicked.connect(slot)
+            grid.addWidget(b, k // 2, k % 2)
+            self.buttons[text] = b
+        self.edits_list.itemClicked.connect(self._jump_to_edit)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(grid)
+        layout.addWidget(QLabel("Edited regions (click to go there)"))
+        layout.addWidget(self.edits_list)
+        layout.addWidget(self.status)
+        self.layer_box.currentTextChanged.connect(self._watch_layer)
+
+    def _sync_layers(self, event=None) -> None:
+        current = self.layer_box.currentText()
+        names = [
+            layer.name
+            for layer in layers_of_type(self.viewer, "Labels")
+            if not layer.metadata.get("cellsight_overlay")
+        ]
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        self.layer_box.addItems(names)
+        if current in names:
+            self.layer_box.setCurrentText(current)
+        self.layer_box.blockSignals(False)
+        self._watch_layer(self.layer_box.currentText())
+
+    def _watch_layer(self, name: str) -> None:
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if layer is self._watched:
+            return
+        if self._watched is not None:
+            self._watched.events.paint.disconnect(self._schedule_refresh)
+            self._watched.events.data.disconnect(self._schedule_refresh)
+            self._watched.mouse_drag_callbacks.remove(self._alt_click)
+        self._watched = layer
+        if layer is not None:
+            layer.events.paint.connect(self._schedule_refresh)
+            layer.events.data.connect(self._schedule_refresh)
+            layer.mouse_drag_callbacks.append(self._alt_click)
+            self.time_box.setChecked("T" in str(layer.metadata.get("axes", ""))[:1])
+
+    # --- helpers ----------------------------------------------------------------
+    @property
+    def layer(self):
+        """The Labels layer being corrected (None if there is none)."""
+        return self._watched
+
+    def selected_ids(self) -> list[int]:
+        """Ids typed in the selection field."""
+        text = self.ids_edit.text().replace(";", ",")
+        try:
+            return [int(t) for t in text.replace(",", " ").split()]
+        except ValueError as exc:
+            raise ValueError(f"Selected ids must be whole numbers; got {text!r}.") from exc
+
+    def _alt_click(self, layer, event):
+        if "Alt" not in {str(m) for m in event.modifiers}:
+            return
+        value = layer.get_value(event.position, world=True)
+        if value:
+            self._add_id(int(value))
+
+    def _add_id(self, value: int) -> None:
+        ids = self.selected_ids()
+        if value and value not in ids:
+            ids.append(value)
+        self.ids_edit.setText(", ".join(map(str, ids)))
+
+    def add_selected_label(self) -> None:
+        """Append the layer's currently selected label to the id list."""
+        if self.layer is not None:
+            self._add_id(int(self.layer.selected_label))
+
+    def _frame_and_view(self):
+        """(frame index or None, the 2D/3D array being edited as a view)."""
+        data = np.asarray(self.layer.data)
+        if self.time_box.isChecked():
+            t = int(self.viewer.dims.current_step[0])
+            return t, data[t]
+        return None, data
+
+    def _apply(self, fn, *args) -> None:
+        if self.layer is None:
+            show_error("Correct labels: open or select a Labels layer first.")
+            return
+        try:
+            t, current = self._frame_and_view()
+            new_frame = fn(current, *args)
+        except ValueError as exc:
+            show_error(f"Correct labels: {exc}")
+            return
+        new = np.asarray(self.layer.data).copy()
+        if t is None:
+            new = new_frame
+        else:
+            new[t] = new_frame
+        n = apply_labels_edit(self.layer, new)
+        self.status.setText(f"{n} pixels changed (Ctrl+Z undoes)")
+        self._schedule_refresh()
+
+    def _points_in_frame(self, kind: str, name: str) -> np.ndarray:
+        if name not in self.viewer.layers:
+            raise ValueError(f"Add the {name!r} layer first (button 'Add seed/line layers').")
+        layer = self.viewer.layers[name]
+        pts = layer.data if kind == "Points" else (layer.data[-1] if len(layer.data) else [])
+        pts = np.round(np.asarray(pts, float)).astype(int)
+        if self.time_box.isChecked() and pts.size:
+            t = int(self.viewer.dims.current_step[0])
+            pts = pts[pts[:, 0] == t][:, 1:] if kind == "Points" else pts[:, 1:]
+        return pts
+
+    # --- tools --------------------------------------------------------------------
+    def merge(self) -> None:
+        """Merge the selected ids."""
+        self._apply(lambda lab: corr.merge_labels(lab, self.selected_ids()))
+
+    def delete(self) -> None:
+        """Delete the selected ids."""
+        self._apply(lambda lab: corr.delete_labels(lab, self.selected_ids()))
+
+    def fill(self) -> None:
+        """Fill holes (selected ids, or all objects when none is selected)."""
+        self._apply(lambda lab: corr.fill_holes(lab, self.selected_ids() or None))
+
+    def relabel(self) -> None:
+        """Renumber objects 1..N."""
+        self._apply(corr.relabel_sequential)
+
+    def split_seeds(self) -> None:
+        """Split the object under the seed points of layer 'split seeds'."""
+        def run(lab):
+            seeds = self._points_in_frame("Points", "split seeds")
+            if len(seeds) < 2:
+                raise ValueError("Place at least two points in the 'split seeds' layer.")
+            target = int(lab[tuple(seeds[0])])
+            return corr.split_label(lab, target, seeds)
+
+        self._apply(run)
+
+    def split_line(self) -> None:
+        """Split the object crossed by the last path of layer 'split line'."""
+        def run(lab):
+            line = self._points_in_frame("Shapes", "split line")
+            if len(line) < 2:
+                raise ValueError("Draw a line or path in the 'split line' layer.")
+            ids = self.selected_ids()
+            target = ids[0] if ids else int(np.bincount(_under_line(lab, line)).argmax())
+            return corr.split_by_line(lab, target, line)
+
+        self._apply(run)
+
+    def add_helper_layers(self) -> None:
+        """Add the 'split seeds' Points and 'split line' Shapes layers."""
+        ndim = self.layer.ndim if self.layer is not None else 2
+        if "split seeds" not in self.viewer.layers:
+            self.viewer.add_points(np.empty((0, ndim)), name="split seeds", size=6,
+                                   face_color="yellow", ndim=ndim)
+        if "split line" not in self.viewer.layers:
+            self.viewer.add_shapes(name="split line", ndim=ndim, edge_color="cyan",
+                                   edge_width=2)
+
+    # --- edit tracking ----------------------------------------------------------------
+    def snapshot_prediction(self) -> None:
+        """Treat the layer's current content as the model prediction to compare with."""
+        if self.layer is not None:
+            self.layer.metadata[PREDICTION_KEY] = np.array(self.layer.data, copy=True)
+            self.refresh_edits()
+
+    def _schedule_refresh(self, event=None) -> None:
+        self._refresh_timer.start()
+
+    def refresh_edits(self) -> None:
+        """Recompute the edited regions, their list and the overlay layer."""
+        layer = self.layer
+        if layer is None:
+            return
+        if PREDICTION_KEY not in layer.metadata:
+            layer.metadata[PREDICTION_KEY] = np.array(layer.data, copy=True)
+        prediction = layer.metadata[PREDICTION_KEY]
+        data = np.asarray(layer.data)
+        if prediction.shape != data.shape:
+            show_info("Correct labels: the layer changed shape; taking it as the new prediction.")
+            layer.metadata[PREDICTION_KEY] = np.array(data, copy=True)
+            prediction = layer.metadata[PREDICTION_KEY]
+        mask = corr.edited_mask(prediction, data)
+        time_axis = self.time_box.isChecked()
+        self._regions = corr.edited_regions(prediction, data, time_axis=time_axis)
+        self.edits_list.clear()
+        for r in self._regions:
+            where = ", ".join(f"{s.start}-{s.stop}" for s in r.bbox)
+            frame = f"frame {r.frame}: " if r.frame is not None else ""
+            self.edits_list.addItem(f"{frame}{where} ({r.n_pixels} px)")
+        add_or_update_labels(
+            self.viewer, mask.astype(np.uint8), f"edited regions ({layer.name})",
+            metadata={"cellsight_overlay": True}, opacity=0.4, scale=layer.scale,
+        )
+        self.viewer.layers.selection.active = layer
+
+    def _jump_to_edit(self, item) -> None:
+        region = self._regions[self.edits_list.row(item)]
+        centre = [(s.start + s.stop) / 2 for s in region.bbox]
+        if region.frame is not None:
+            centre = [region.frame, *centre]
+            self.viewer.dims.set_current_step(0, region.frame)
+        world = np.asarray(centre) * np.asarray(self.layer.scale)
+        self.viewer.camera.center = tuple(world[-self.viewer.dims.ndisplay:])
+
+
+def _under_line(labels: np.ndarray, line: np.ndarray) -> np.ndarray:
+    """Label ids under a polyline (for picking the object to cut)."""
+    from skimage.draw import line as draw_line
+
+    ids = []
+    for (r0, c0), (r1, c1) in zip(line[:-1], line[1:], strict=True):
+        rr, cc = draw_line(*map(int, (r0, c0, r1, c1)))
+        ok = (rr >= 0) & (rr < labels.shape[0]) & (cc >= 0) & (cc < labels.shape[1])
+        ids.extend(labels[rr[ok], cc[ok]].tolist())
+    ids = np.asarray([i for i in ids if i > 0], np.int64)
+    if ids.size == 0:
+        raise ValueError("The drawn line does not cross any object.")
+    return ids
