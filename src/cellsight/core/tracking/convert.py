@@ -1,0 +1,108 @@
+"""Conversions between a TrackingResult and the CTC representation (masks + L B E P)."""
+
+import numpy as np
+
+from cellsight.core.tracking.detections import detect
+from cellsight.core.tracking.tracks import TrackingResult, assign_tracks, relabel
+
+
+def ctc_segments(result) -> tuple[np.ndarray, np.ndarray]:
+    """CTC label of every detection and the ``L B E P`` table of a TrackingResult.
+
+    Tracks are split where a gap was closed; the later part gets a new label whose
+    parent is the earlier part. Deleted detections get label 0.
+    """
+    det, parent, node_track = result.detections, result.parent, result.node_track
+    alive = np.flatnonzero(node_track > 0)
+    order = alive[np.lexsort((det.t[alive], node_track[alive]))]
+    ctc = np.zeros(len(node_track), np.int64)
+    next_label = int(node_track.max(initial=0)) + 1
+    rows: list[list[int]] = []
+    for n in order:
+        n = int(n)
+        p = int(parent[n])
+        same_track = p >= 0 and node_track[p] == node_track[n]
+        if same_track and det.t[n] == det.t[p] + 1:
+            ctc[n] = ctc[p]
+            rows[-1][2] = int(det.t[n])
+            continue
+        if same_track:  # gap inside a track: continue under a new label
+            label, next_label = next_label, next_label + 1
+        else:
+            label = int(node_track[n])
+        ctc[n] = label
+        rows.append([label, int(det.t[n]), int(det.t[n]), int(ctc[p]) if p >= 0 else 0])
+    return ctc, np.asarray(rows, np.int64).reshape(-1, 4)
+
+
+def to_ctc(result: TrackingResult, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CTC masks and ``L B E P`` table of a TrackingResult.
+
+    ``labels`` are the input labels the detections were measured on.
+    """
+    ctc, table = ctc_segments(result)
+    return relabel(labels, result.detections, ctc), table
+
+
+def result_from_ctc(labels: np.ndarray, table: np.ndarray) -> TrackingResult:
+    """Turn CTC masks + table into a TrackingResult (editable, exportable).
+
+    Track ids keep the CTC labels where possible; tracks joined by a gap link share
+    the earlier label.
+    """
+    det = detect(labels)
+    parent = np.full(len(det), -1, np.int64)
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for label, begin, end, _ in np.asarray(table, np.int64):
+        nodes = [det.node_of(t, int(label)) for t in range(int(begin), int(end) + 1)]
+        nodes = [n for n in nodes if n is not None]
+        if not nodes:
+            continue
+        first[int(label)], last[int(label)] = nodes[0], nodes[-1]
+        for a, b in zip(nodes[:-1], nodes[1:], strict=True):
+            parent[b] = a
+    for label, _, _, par in np.asarray(table, np.int64):
+        if par and int(par) in last and int(label) in first:
+            parent[first[int(label)]] = last[int(par)]
+    node_track = assign_tracks(det, parent, previous=det.label)
+    return TrackingResult(
+        detections=det,
+        parent=parent,
+        node_track=node_track,
+        labels=relabel(labels, det, node_track),
+        parameters={"source": "CTC"},
+    )
+
+
+def node_table(result: TrackingResult) -> dict[str, np.ndarray]:
+    """One row per kept detection: ids, position, track, parent, size (for CSV / GEFF)."""
+    det = result.detections
+    keep = np.flatnonzero(result.node_track > 0)
+    axes = ("z", "y", "x")[-det.ndim :]
+    parent = result.parent[keep]
+    columns = {"node_id": keep, "t": det.t[keep]}
+    for i, ax in enumerate(axes):
+        columns[ax] = det.centroid[keep, i]
+    columns["track_id"] = result.node_track[keep]
+    columns["parent_id"] = parent
+    columns["label"] = det.label[keep]
+    columns["area"] = det.area[keep]
+    if det.mean_intensity is not None:
+        columns["mean_intensity"] = det.mean_intensity[keep]
+    return columns
+
+
+def to_networkx(result: TrackingResult):
+    """The tracking as a ``networkx.DiGraph``: node attributes from :func:`node_table`."""
+    import networkx as nx
+
+    columns = node_table(result)
+    graph = nx.DiGraph()
+    names = [c for c in columns if c not in ("node_id", "parent_id")]
+    for i, node in enumerate(columns["node_id"].tolist()):
+        graph.add_node(node, **{c: columns[c][i].item() for c in names})
+    for child, par in zip(columns["node_id"].tolist(), columns["parent_id"].tolist(), strict=True):
+        if par >= 0 and par in graph:
+            graph.add_edge(par, child)
+    return graph
