@@ -5,6 +5,11 @@ from pathlib import Path
 
 import pytest
 
+# torch's OpenMP threads spin while they wait; when other processes share the few cores
+# (2 here), that stalls small training steps up to 10x. Passive waiting avoids it; this
+# must be set before torch is first imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CELLSIGHT_SHARED_DATA", REPO.parent / "shared" / "data"))
 

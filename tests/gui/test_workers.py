@@ -102,3 +102,23 @@ def test_error_reaches_napari_notification_manager(viewer, qtbot):
     finally:
         notification_manager.notification_ready.disconnect(received.append)
     assert any("Segment failed" in str(n.message) for n in received)
+
+
+def stops_cleanly(progress, should_stop):
+    done = 0
+    while not should_stop() and done < 10_000:
+        time.sleep(0.005)
+        done += 1
+    return {"done": done}
+
+
+def test_job_that_returns_after_stop_hands_back_its_result(viewer, qtbot):
+    partial, finished = [], []
+    job = start_job(stops_cleanly, name="clean stop", on_cancelled=partial.append,
+                    on_finished=lambda: finished.append(job.state))
+    qtbot.wait(100)
+    job.cancel()
+    qtbot.waitUntil(lambda: bool(finished), timeout=2000)
+    assert job.state == "cancelled"
+    assert partial and partial[0]["done"] > 0
+    assert finished == ["cancelled"]

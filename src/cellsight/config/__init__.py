@@ -2,5 +2,6 @@
 
 from cellsight.config.base import StrictConfig
 from cellsight.config.device import DeviceConfig
+from cellsight.config.unet import UNetConfig
 
-__all__ = ["StrictConfig", "DeviceConfig"]
+__all__ = ["StrictConfig", "DeviceConfig", "UNetConfig"]

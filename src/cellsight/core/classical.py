@@ -7,9 +7,14 @@ distance-transform watershed that splits touching nuclei.
 import numpy as np
 from scipy import ndimage as ndi
 
+from cellsight.core.normalize import percentile_values, scale_range
+
 
 def percentile_normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8) -> np.ndarray:
     """Scale ``image`` so that its ``low``/``high`` percentiles map to 0/1 (float32).
+
+    See :mod:`cellsight.core.normalize` for the per-channel version whose values can be
+    stored with a model.
 
     Raises
     ------
@@ -17,10 +22,7 @@ def percentile_normalize(image: np.ndarray, low: float = 1.0, high: float = 99.8
         If the image contains NaN or infinite values.
     """
     image = np.asarray(image, dtype=np.float32)
-    if not np.all(np.isfinite(image)):
-        raise ValueError("The image contains NaN or infinite values; cannot normalise it.")
-    lo, hi = np.percentile(image, [low, high])
-    return (image - lo) / max(float(hi - lo), 1e-8)
+    return scale_range(image, *percentile_values(image, low, high))
 
 
 def otsu_watershed(

@@ -49,9 +49,9 @@ class Job:
 
     def cancel(self) -> None:
         """Ask the job to stop; it finishes at its next ``should_stop()`` check."""
+        # Only our own flag: worker.quit() would make superqt drop the return value
+        # of a job that stops cleanly and returns what it has.
         self._stop.set()
-        if self.worker is not None:
-            self.worker.quit()
 
     def should_stop(self) -> bool:
         """Return True once :meth:`cancel` was called (thread-safe)."""
@@ -136,9 +136,9 @@ def start_job(
         job._drain(on_progress)
         if job.should_stop():
             job.state = "cancelled"
-            show_info(f"{name} stopped; what was finished is kept.")
             if on_cancelled is not None:
                 on_cancelled(value)
+            show_info(f"{name} stopped; what was finished is kept.")
             return
         job.state = "done"
         if on_result is not None:
@@ -146,20 +146,23 @@ def start_job(
 
     def errored(exc: BaseException) -> None:
         job._drain(on_progress)
+        # state and callbacks first: a notification may process pending Qt events
         if isinstance(exc, Cancelled):
             job.state = "cancelled"
-            show_info(f"{name} stopped; what was finished is kept.")
             if on_cancelled is not None:
                 on_cancelled(exc.partial)
+            show_info(f"{name} stopped; what was finished is kept.")
             return
         job.state = "failed"
         job.error = exc
         logger.error("%s failed", name, exc_info=(type(exc), exc, exc.__traceback__))
-        show_error(f"{name} failed: {type(exc).__name__}: {exc}")
         if on_error is not None:
             on_error(exc)
+        show_error(f"{name} failed: {type(exc).__name__}: {exc}")
 
     def finished() -> None:
+        if job.state == "running":  # defensive: neither returned nor errored arrived
+            job.state = "cancelled" if job.should_stop() else "done"
         job._close()
         if on_finished is not None:
             on_finished()

@@ -1,0 +1,144 @@
+"""Instance segmentation for ``cellsight train --task instance`` and ``cellsight segment``.
+
+Instance models train through the semantic path (see
+:mod:`cellsight.core.instance_model`); these are the task / mode entries that the
+``train`` and ``segment`` commands dispatch to.
+"""
+
+from pathlib import Path
+
+import yaml
+
+from cellsight.cli._arrays import StderrProgress, read_any
+
+
+def _instance_config(args):
+    from cellsight.cli.train import TRAIN_OPTIONS
+    from cellsight.config.instances import InstanceConfig
+
+    values = InstanceConfig().model_dump()
+    if args.config:
+        loaded = yaml.safe_load(Path(args.config).read_text())
+        values = InstanceConfig.model_validate(loaded).model_dump()
+    for name in ("depth", "base_channels"):
+        if getattr(args, name) is not None:
+            values["unet"][name] = getattr(args, name)
+    for name in TRAIN_OPTIONS:
+        if getattr(args, name) is not None:
+            values["training"][name] = getattr(args, name)
+    return InstanceConfig.model_validate(values)
+
+
+def train_instance_task(args) -> dict:
+    """Train or fine-tune an instance model (``--from nuclei`` or a model folder)."""
+    from cellsight.core.instance_model import train_instances
+
+    if args.zero_is_background:
+        raise ValueError("--zero-is-background is for semantic models; instance labels use 0 "
+                         "for background already.")
+    if args.resume:
+        raise ValueError("--resume is not available for instance models; use --from "
+                         "MODEL_DIR to continue from a model's weights.")
+    annotated = None
+    if args.annotated:
+        if len(args.annotated) != len(args.labels):
+            raise ValueError(f"Give one --annotated mask per --labels file ({len(args.labels)} "
+                             f"labels, {len(args.annotated)} masks).")
+        annotated = [read_any(p).data != 0 for p in args.annotated]
+    model = train_instances(
+        [read_any(p).data for p in args.images],
+        [read_any(p).data for p in args.labels],
+        _instance_config(args),
+        annotated=annotated,
+        out_dir=args.out,
+        init=args.init,
+        progress=StderrProgress("train"),
+    )
+    metrics = {k: v for k, v in model.meta["metrics"].items() if k != "history"}
+    return {"model": str(args.out), "task": "instance", "diameter": model.config.diameter,
+            **metrics}
+
+
+def _gray(image):
+    """Single-channel view of an RGB(A) picture (mean of the colour samples)."""
+    if image.axes.endswith("S") and image.data.ndim == 3:
+        return image.data[..., :3].mean(axis=-1), image.axes[:-1]
+    return image.data, image.axes
+
+
+def instance_mode(axes: str, ndim: int, model_ndim: int, timeseries: bool) -> str:
+    """Prediction mode from the image's axes: 2d, 3d (a Z stack) or t (frame by frame)."""
+    if ndim == 2:
+        return "2d"
+    axes = axes.upper()
+    if timeseries or "T" in axes or ndim == 4:
+        return "t"
+    if "Z" in axes or model_ndim == 3:
+        return "3d"
+    return "t"  # an unnamed stack: frames stay independent, a T-stack gives a T-stack
+
+
+def segment_instance(args) -> dict:
+    """Segment one image into separated objects; write a label TIFF of its spatial shape."""
+    from cellsight.config.instances import InstancePredictConfig
+    from cellsight.core.instance_model import (
+        InstanceModel,
+        instances_from_maps,
+        predict_instance_maps,
+    )
+    from cellsight.io.tiff import write_labels
+
+    model = InstanceModel.load(args.model)
+    data, axes = _gray(read_any(args.image))
+    if args.axes:
+        axes = args.axes.upper()
+    mode = instance_mode(axes, data.ndim, model.config.unet.ndim, args.timeseries)
+    config = InstancePredictConfig(
+        mode=mode,
+        diameter=args.diameter or 0.0,
+        estimate_diameter=args.diameter is None and model.config.diameter > 0,
+        tile_size=args.tile_size or 512,
+        device=args.device,
+    )
+    post = model.config.postprocessing.model_copy()
+    for name in ("seed_threshold", "mask_threshold", "min_size"):
+        if getattr(args, name) is not None:
+            setattr(post, name, getattr(args, name))
+    maps = predict_instance_maps(model, data, config, progress=StderrProgress("segment", 10))
+    labels = instances_from_maps(maps, post)
+    out_axes = {"2d": "YX", "3d": "ZYX", "t": "TYX" if labels.ndim == 3 else "TZYX"}[mode]
+    write_labels(args.out, labels, axes=out_axes)
+    per_frame = [int(f.max()) for f in labels] if mode == "t" else [int(labels.max())]
+    return {"out": str(args.out), "shape": list(labels.shape), "mode": mode,
+            "objects": per_frame if mode == "t" else per_frame[0]}
+
+
+def add_instance_options(parser) -> None:
+    """Options of ``cellsight segment`` that only instance models use."""
+    from cellsight.config.instances import InstancePostConfig
+
+    def help_of(name):
+        return InstancePostConfig.field_help(name)[1]
+
+    parser.add_argument(
+        "--diameter", type=float,
+        help="Instance: typical nucleus diameter in pixels (the image is rescaled to the "
+        "model's size); default: measured by the model.",
+    )
+    parser.add_argument("--seed-threshold", type=float, help=help_of("seed_threshold"))
+    parser.add_argument("--mask-threshold", type=float, help=help_of("mask_threshold"))
+    parser.add_argument("--min-size", type=int, help=help_of("min_size"))
+
+
+def output_paths(images: list[str], out: str) -> list[Path]:
+    """One input: OUT is the label file. Several: OUT is a folder, same file names."""
+    if len(images) == 1:
+        return [Path(out)]
+    names = [Path(p).name if Path(p).suffix.lower() in (".tif", ".tiff")
+             else Path(p).stem + ".tif" for p in images]
+    if len(set(names)) != len(names):
+        raise ValueError("Several inputs share a file name; their outputs would overwrite "
+                         "each other in the --out folder.")
+    if Path(out).is_file():
+        raise ValueError(f"--out {out} is a file; with several inputs it must be a folder.")
+    return [Path(out) / n for n in names]

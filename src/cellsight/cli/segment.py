@@ -1,0 +1,126 @@
+"""``cellsight segment``: segment an image with a trained model.
+
+``--mode`` picks the segmenter from :data:`SEGMENTERS` (one function per mode, each
+taking the parsed arguments); new modes add an entry there.
+"""
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from cellsight.cli._arrays import StderrProgress, read_any
+from cellsight.io.tiff import write_image, write_labels
+
+
+def _label_axes(image_axes: str, labels: np.ndarray) -> str | None:
+    """Keep the input's axes for the output when the shapes line up (no C / S axis)."""
+    kept = "".join(a for a in image_axes if a not in "CS")
+    return kept if len(kept) == labels.ndim else None
+
+
+def segment_semantic(args) -> dict:
+    """Segment one image with a semantic model; write labels (and probabilities)."""
+    from cellsight.core.semantic import SemanticModel, predict_semantic
+
+    model = SemanticModel.load(args.model)
+    image = read_any(args.image)
+    tile = (args.tile_size,) * model.config.unet.ndim if args.tile_size else None
+    result = predict_semantic(
+        model,
+        image.data,
+        axes=args.axes,
+        is_timeseries=args.timeseries,
+        tile_shape=tile,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=StderrProgress("segment", 10),
+    )
+    write_labels(args.out, result.labels, axes=_label_axes(image.axes, result.labels))
+    if args.probabilities:
+        write_image(args.probabilities, result.probabilities)
+    counts = np.bincount(result.labels.ravel())
+    return {
+        "out": str(args.out),
+        "shape": list(result.labels.shape),
+        "pixels_per_class": {int(c): int(n) for c, n in enumerate(counts) if n},
+    }
+
+
+def segment_instance(args) -> dict:
+    """Segment one image into separated objects (see :mod:`cellsight.cli._instance`)."""
+    from cellsight.cli._instance import segment_instance as segment
+
+    return segment(args)
+
+
+# mode name -> segmenter(args) -> summary dict
+SEGMENTERS = {"semantic": segment_semantic, "instance": segment_instance}
+
+
+def run(args) -> int:
+    """Segment every input and print a JSON summary (one per input)."""
+    from cellsight.cli._instance import output_paths
+
+    if len(args.images) > 1 and args.probabilities:
+        raise ValueError("--probabilities needs a single input image.")
+    summaries = []
+    for image, out in zip(args.images, output_paths(args.images, args.out), strict=True):
+        one = argparse.Namespace(**{**vars(args), "image": image, "out": out})
+        summaries.append(SEGMENTERS[args.mode](one))
+    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
+    print(f"Labels written to {args.out}", file=sys.stderr)
+    return 0
+
+
+def register(sub) -> None:
+    """Add the ``segment`` subcommand."""
+    p = sub.add_parser(
+        "segment",
+        help="Segment an image with a trained model.",
+        description="Segment IMG with a model folder and write a label TIFF with the same "
+        "spatial shape (instance: separated objects, a T-stack gives a T-stack; semantic: "
+        "the most probable class per pixel). With several inputs OUT is a folder that gets "
+        "one label TIFF per input, same file names.",
+    )
+    p.add_argument(
+        "--mode",
+        default="instance",
+        choices=sorted(SEGMENTERS),
+        help="Kind of model (default: instance).",
+    )
+    p.add_argument(
+        "--model",
+        required=True,
+        metavar="MODEL_DIR",
+        help="Model folder, or a built-in model name (nuclei).",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        metavar="OUT",
+        help="Label image to write (one input) or folder (several inputs).",
+    )
+    p.add_argument("images", nargs="+", metavar="IMG", help="Images to segment (TIFF, PNG, ...).")
+    p.add_argument(
+        "--probabilities",
+        metavar="PROB.tif",
+        help="Also write the class probabilities ([T,] K, ...).",
+    )
+    p.add_argument(
+        "--timeseries", action="store_true", help="The first axis is time: segment frame by frame."
+    )
+    p.add_argument("--axes", help="Axes of IMG from TCZYX, e.g. TYX or ZYX (overrides guessing).")
+    p.add_argument("--tile-size", type=int, help="Largest tile side in pixels (default 512).")
+    p.add_argument("--batch-size", type=int, default=4, help="Tiles per forward pass.")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=("auto", "cpu", "cuda", "mps"),
+        help="Compute device (auto = CUDA, MPS, CPU).",
+    )
+    from cellsight.cli._instance import add_instance_options
+
+    add_instance_options(p)
+    p.set_defaults(handler=run)

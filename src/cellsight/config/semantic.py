@@ -1,0 +1,75 @@
+"""Semantic segmentation: one class per pixel from a U-Net trained on scribbles or masks."""
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from cellsight.config.base import StrictConfig
+from cellsight.config.training import NormalizationConfig, TrainConfig
+from cellsight.config.unet import UNetConfig
+
+
+class SemanticConfig(StrictConfig):
+    """Everything a semantic-segmentation model needs; saved as its ``config.yaml``.
+
+    Label images hold classes ``1..K``; ``0`` means "not annotated" and is ignored by
+    the loss (so scribbles work), unless ``zero_is_background`` is set, in which case
+    ``0`` is a class of its own (dense masks).
+    """
+
+    version: int = Field(
+        1, ge=1, le=1, title="Config version", description="Format version of this parameter set."
+    )
+    task: Literal["semantic"] = Field(
+        "semantic", title="Task", description="Which kind of model this is."
+    )
+    zero_is_background: bool = Field(
+        False,
+        title="0 is background",
+        description="Treat label 0 as the background class (dense masks) instead of "
+        "'not annotated' (scribbles).",
+    )
+    scale: float = Field(
+        1.0,
+        ge=0.1,
+        le=4.0,
+        title="Image scale",
+        description="Resize images in Y/X by this factor before the network (0.5 halves "
+        "them: for large objects it gives the network more context and runs about 4x "
+        "faster). Results come back at the original size.",
+    )
+    n_classes: int = Field(
+        0,
+        ge=0,
+        le=255,
+        title="Classes",
+        description="Number of classes the model predicts, background included when 0 is "
+        "background (0 = count them in the training labels).",
+    )
+    unet: UNetConfig = Field(
+        default_factory=lambda: UNetConfig(depth=3, base_channels=32),
+        title="Network",
+        description="U-Net architecture (output channels are set from the classes).",
+    )
+    training: TrainConfig = Field(
+        default_factory=TrainConfig, title="Training", description="Training parameters."
+    )
+    normalization: NormalizationConfig = Field(
+        default_factory=NormalizationConfig,
+        title="Normalisation",
+        description="Input percentile normalisation.",
+    )
+
+    @model_validator(mode="after")
+    def _classes_fit_outputs(self):
+        if self.n_classes and self.unet.out_channels != self.n_classes:
+            raise ValueError(
+                f"unet.out_channels ({self.unet.out_channels}) must equal n_classes "
+                f"({self.n_classes})"
+            )
+        return self
+
+    @property
+    def class_offset(self) -> int:
+        """Label id of output channel 0: 1 for scribbles, 0 when 0 is background."""
+        return 0 if self.zero_is_background else 1

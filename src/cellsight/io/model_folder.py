@@ -1,0 +1,197 @@
+"""Model folders: ``config.yaml`` + ``weights.pt`` + ``meta.json`` (+ ``last.pt``).
+
+* ``config.yaml``: the model's pydantic config dumped to YAML, with a ``task`` field
+  (``semantic``, ``instance``, ``n2v``...) and its normalisation.
+* ``weights.pt``: the network's ``state_dict`` only (tensors), loaded with
+  ``torch.load(weights_only=True)``, so no pickled code ever runs.
+* ``meta.json``: training-data summary, metrics, creation time, versions.
+* ``last.pt`` (optional): last training state (weights, optimiser, step) to resume.
+
+torch is imported inside the functions: ``cellsight.io`` stays light to import.
+"""
+
+import datetime
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cellsight.io.atomic import atomic_path
+from cellsight.io.tiff import save_json
+
+CONFIG_FILE = "config.yaml"
+WEIGHTS_FILE = "weights.pt"
+META_FILE = "meta.json"
+LAST_FILE = "last.pt"
+
+
+class ModelFolderError(ValueError):
+    """A model folder is missing, incomplete, unreadable or of the wrong kind."""
+
+
+@dataclass
+class ModelFolder:
+    """The contents of a model folder.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    config : dict
+        Parsed ``config.yaml`` (validate it with the task's pydantic model).
+    state_dict : dict
+        Network weights from ``weights.pt``.
+    meta : dict
+        Parsed ``meta.json`` (empty if absent).
+    """
+
+    path: Path
+    config: dict[str, Any]
+    state_dict: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        """The ``task`` field of the config (``"semantic"``, ...)."""
+        return str(self.config.get("task", ""))
+
+
+def _torch_save(obj: Any, path: Path) -> None:
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def _torch_load(path: Path) -> Any:
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, or one holding pickled objects
+        raise ModelFolderError(f"Cannot load {path} as weights: {exc}") from exc
+
+
+def save_config(folder: str | os.PathLike, config: dict[str, Any]) -> Path:
+    """Write ``config.yaml`` (atomic)."""
+    if "task" not in config:
+        raise ValueError("A model config needs a 'task' field.")
+    path = Path(folder) / CONFIG_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def save_model_folder(
+    folder: str | os.PathLike,
+    config: dict[str, Any],
+    state_dict: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write a complete model folder (each file atomically).
+
+    Parameters
+    ----------
+    folder : str or PathLike
+        Created if needed; existing files are replaced.
+    config : dict
+        ``model_dump()`` of the task's config; must hold ``task``.
+    state_dict : dict
+        The network's weights (tensors).
+    meta : dict, optional
+        Extra metadata; ``created_at`` and versions are added.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    import torch
+
+    from cellsight import __version__
+
+    folder = Path(folder)
+    save_config(folder, config)
+    _torch_save({k: v.detach().cpu() for k, v in state_dict.items()}, folder / WEIGHTS_FILE)
+    info = {
+        "task": config["task"],
+        "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cellsight_version": __version__,
+        "torch_version": torch.__version__,
+    }
+    info.update(meta or {})
+    save_json(folder / META_FILE, info)
+    return folder
+
+
+def save_checkpoint(folder: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """Write ``last.pt`` (weights, optimiser state, step) for resuming (atomic)."""
+    path = Path(folder) / LAST_FILE
+    _torch_save(state, path)
+    return path
+
+
+def load_checkpoint(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """Read ``last.pt`` if the folder has one (``weights_only=True``), else None."""
+    path = Path(folder) / LAST_FILE
+    return _torch_load(path) if path.is_file() else None
+
+
+def read_config(folder: str | os.PathLike) -> dict[str, Any]:
+    """Parse ``config.yaml`` of a model folder.
+
+    Raises
+    ------
+    ModelFolderError
+        If the folder or its config is missing or not a YAML mapping with a ``task``.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"Model folder {folder} does not exist.")
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise ModelFolderError(f"{folder} is not a model folder: it has no {CONFIG_FILE}.")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ModelFolderError(f"Cannot parse {path}: {exc}") from exc
+    if not isinstance(config, dict) or "task" not in config:
+        raise ModelFolderError(f"{path} does not describe a model (no 'task' field).")
+    return config
+
+
+def load_model_folder(folder: str | os.PathLike, task: str | None = None) -> ModelFolder:
+    """Read a model folder.
+
+    Parameters
+    ----------
+    folder : str or PathLike
+    task : str, optional
+        If given, the folder's ``task`` must match (e.g. ``"semantic"``).
+
+    Returns
+    -------
+    ModelFolder
+
+    Raises
+    ------
+    ModelFolderError
+        If files are missing or unreadable, or the task differs.
+    """
+    folder = Path(folder)
+    config = read_config(folder)
+    if task is not None and config["task"] != task:
+        raise ModelFolderError(
+            f"{folder} holds a {config['task']!r} model; a {task!r} model is needed here."
+        )
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ModelFolderError(f"{folder} has no {WEIGHTS_FILE}.")
+    state = _torch_load(weights)
+    if not isinstance(state, dict):
+        raise ModelFolderError(f"{weights} does not hold a state_dict.")
+    meta_path = folder / META_FILE
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    return ModelFolder(path=folder, config=config, state_dict=state, meta=meta)

@@ -1,0 +1,39 @@
+"""Built-in models shipped inside the package (no download).
+
+Each built-in model is an ordinary model folder (``config.yaml``, ``weights.pt``,
+``meta.json``) next to this file; its model card is in ``docs/models/``.
+"""
+
+import os
+from pathlib import Path
+
+#: name -> one-line description of every built-in model
+BUILTIN_MODELS = {
+    "nuclei": "2D fluorescence nuclei: separated instances (trained for ~30 px diameter).",
+}
+
+
+def builtin_model_dir(name: str) -> Path:
+    """Folder of the built-in model ``name``.
+
+    Raises
+    ------
+    ValueError
+        If there is no built-in model of that name, or its files are missing.
+    """
+    if name not in BUILTIN_MODELS:
+        raise ValueError(
+            f"No built-in model {name!r}; available: {', '.join(sorted(BUILTIN_MODELS))}."
+        )
+    folder = Path(__file__).resolve().parent / name
+    if not (folder / "weights.pt").is_file():
+        raise ValueError(f"The built-in model {name!r} is missing from this installation.")
+    return folder
+
+
+def resolve_model(name_or_path: str | os.PathLike) -> Path:
+    """A built-in model's folder for its name, otherwise the given folder path."""
+    text = str(name_or_path)
+    if text in BUILTIN_MODELS and not Path(text).is_dir():
+        return builtin_model_dir(text)
+    return Path(name_or_path)

@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+import torch
+
+from cellsight.config.training import TrainConfig
+from cellsight.core.augment import augment, random_elastic
+from cellsight.core.losses import masked_cross_entropy, masked_dice_loss, segmentation_loss
+from cellsight.core.patches import (
+    PatchSampler,
+    split_validation,
+    to_internal,
+    validation_patches,
+)
+
+
+def test_loss_ignores_unannotated_pixels():
+    logits = torch.zeros(1, 2, 4, 4)
+    logits[:, 1, :, :2] = 10.0  # confident class 1 on the left half
+    target = torch.full((1, 4, 4), -1)
+    target[0, :, 0] = 1  # annotated: left column, class 1 (correct)
+    good = segmentation_loss(logits, target)
+    target_bad = target.clone()
+    target_bad[0, :, 0] = 0  # same pixels, wrong class
+    assert good < 0.01
+    assert segmentation_loss(logits, target_bad) > 1.0
+    # changing predictions on unannotated pixels changes nothing
+    logits2 = logits.clone()
+    logits2[:, 0, :, 2:] = 50.0
+    assert torch.isclose(segmentation_loss(logits2, target), good)
+
+
+def test_losses_without_annotation_are_zero_and_differentiable():
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    target = torch.full((2, 8, 8), -1)
+    loss = masked_cross_entropy(logits, target)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert 0.0 <= masked_dice_loss(logits, torch.zeros(2, 8, 8, dtype=torch.long)).item() <= 1.0
+
+
+def test_validation_stripe_split():
+    t = to_internal(np.ones((10, 40), np.uint8))
+    train, val = split_validation([t], 0.25)
+    assert (train[0][:, -10:] == -1).all() and (train[0][:, :-10] == 0).all()
+    assert (val[0][:, -10:] == 0).all() and (val[0][:, :-10] == -1).all()
+    # annotations only inside the stripe: no validation, everything trains
+    only_right = np.zeros((10, 40), np.uint8)
+    only_right[:, -3:] = 1
+    train, val = split_validation([to_internal(only_right)], 0.25)
+    assert val == [] and (train[0] >= 0).sum() == 30
+
+
+def test_sampler_prefers_annotated_pixels_and_rare_classes():
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 200, 200), dtype=np.float32)
+    target = np.full((200, 200), -1, np.int16)
+    target[5, 5] = 1  # one pixel of a rare class
+    target[150:160, 150:160] = 0
+    sampler = PatchSampler([image], [target], (16, 16), 2, 1.0, rng)
+    hits = [(sampler.sample()[1] == 1).any() for _ in range(200)]
+    assert 0.35 < np.mean(hits) < 0.65  # classes drawn uniformly
+    assert all((sampler.sample()[1] >= 0).any() for _ in range(50))
+    with pytest.raises(ValueError, match="no annotated"):
+        PatchSampler([image], [np.full((200, 200), -1, np.int16)], (16, 16), 2, 1.0, rng)
+
+
+def test_small_images_are_padded_and_val_patches_cover_stripe():
+    rng = np.random.default_rng(0)
+    image = np.ones((1, 10, 12), np.float32)
+    target = np.zeros((10, 12), np.int16)
+    sampler = PatchSampler([image], [target], (16, 16), 1, 0.5, rng)
+    img, tgt = sampler.sample()
+    assert img.shape == (1, 16, 16) and (tgt == -1).sum() == 256 - 120
+    val_t = np.full((64, 64), -1, np.int16)
+    val_t[:, -6:] = 0
+    imgs, tgts = validation_patches([np.zeros((1, 64, 64), np.float32)], [val_t], (16, 16), rng)
+    assert imgs.shape == (4, 1, 16, 16)
+    assert sum((t >= 0).sum() for t in tgts) == 64 * 6
+
+
+def test_augmentation_keeps_image_and_target_aligned():
+    rng = np.random.default_rng(1)
+    target = np.zeros((16, 16), np.int16)
+    target[2:6, 3:12] = 1
+    image = target[None].astype(np.float32) * 5 + 1
+    config = TrainConfig(intensity=False, elastic=True)
+    for _ in range(10):
+        img, tgt = augment(image, target, config, rng)
+        assert ((img[0] > 3) == (tgt == 1)).mean() > 0.97
+    assert image[0, 2, 3] == 6.0  # input untouched
+    warped, wt = random_elastic(image, target, rng)
+    assert wt.dtype == target.dtype and set(np.unique(wt)) <= {0, 1}

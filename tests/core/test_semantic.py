@@ -1,0 +1,163 @@
+import numpy as np
+import pytest
+
+from cellsight.config.semantic import SemanticConfig
+from cellsight.config.training import TrainConfig
+from cellsight.config.unet import UNetConfig
+from cellsight.core.axes import to_frames
+from cellsight.core.progress import Cancelled
+from cellsight.core.semantic import SemanticModel, predict_semantic, train_semantic
+
+
+def _scene(seed=0, size=64):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.zeros((size, size), bool)
+    for _ in range(5):
+        cy, cx = rng.integers(8, size - 8, 2)
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 < 49
+    image = (100 + 80 * mask + rng.normal(0, 12, mask.shape)).astype(np.uint16)
+    return image, mask
+
+
+def _scribbles(mask):
+    """A few strokes per class: eroded centre lines, not the full mask."""
+    from scipy import ndimage as ndi
+
+    labels = np.zeros(mask.shape, np.uint8)
+    inside = ndi.binary_erosion(mask, iterations=4)
+    outside = ndi.binary_erosion(~mask, iterations=6)
+    labels[::6][inside[::6]] = 2
+    labels[::9][outside[::9]] = 1
+    return labels
+
+
+def _config(**kw):
+    training = TrainConfig(
+        steps=60, batch_size=4, patch_size=32, val_every=20, learning_rate=5e-3, device="cpu"
+    )
+    return SemanticConfig(unet=UNetConfig(depth=2, base_channels=8), training=training, **kw)
+
+
+@pytest.fixture(scope="module")
+def scribble_model():
+    image, mask = _scene()
+    return train_semantic(image, _scribbles(mask), _config())
+
+
+def test_scribbles_give_full_segmentation(scribble_model):
+    assert scribble_model.config.n_classes == 2
+    assert scribble_model.config.normalization.low_values  # stored with the model
+    image, mask = _scene(seed=1, size=80)  # another image, another size
+    result = predict_semantic(scribble_model, image)
+    assert result.labels.shape == image.shape and set(np.unique(result.labels)) <= {1, 2}
+    assert result.probabilities.shape == (2, 80, 80)
+    np.testing.assert_allclose(result.probabilities.sum(0), 1.0, atol=1e-5)
+    accuracy = ((result.labels == 2) == mask).mean()
+    assert accuracy > 0.9
+
+
+def test_time_series_frame_by_frame(scribble_model):
+    frames = np.stack([_scene(seed=s)[0] for s in (2, 3, 4)])
+    events = []
+    result = predict_semantic(scribble_model, frames, is_timeseries=True, progress=events.append)
+    assert result.labels.shape == frames.shape
+    assert result.probabilities.shape == (3, 2, 64, 64)
+    single = predict_semantic(scribble_model, frames[1]).labels
+    np.testing.assert_array_equal(result.labels[1], single)
+    assert events[-1].step == events[-1].total
+    with pytest.raises(ValueError, match="2D model on 3D data"):
+        predict_semantic(scribble_model, frames)
+    same = predict_semantic(scribble_model, np.moveaxis(frames, 0, -1), axes="YXT")
+    np.testing.assert_array_equal(same.labels, result.labels)
+
+
+def test_stop_during_time_series_keeps_finished_frames(scribble_model):
+    frames = np.stack([_scene(seed=s)[0] for s in (2, 3, 4)])
+    seen = []
+
+    def stop_in_second_frame():
+        seen.append(1)
+        return len(seen) > 1
+
+    with pytest.raises(Cancelled) as info:
+        predict_semantic(
+            scribble_model, frames, is_timeseries=True, should_stop=stop_in_second_frame
+        )
+    assert info.value.partial.labels.shape == (1, 64, 64)
+
+
+def test_dense_masks_with_zero_background_and_save_load(tmp_path):
+    image, mask = _scene()
+    model = train_semantic(
+        [image], [mask.astype(np.uint8)], _config(zero_is_background=True), out_dir=tmp_path / "m"
+    )
+    assert model.config.class_offset == 0 and model.config.n_classes == 2
+    loaded = SemanticModel.load(tmp_path / "m")
+    assert loaded.meta["metrics"]["steps_done"] == 60
+    a = predict_semantic(model, image).probabilities
+    b = predict_semantic(loaded, image).probabilities
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert set(np.unique(predict_semantic(loaded, image).labels)) <= {0, 1}
+    # fine-tune / resume from the folder
+    tuned = train_semantic(
+        [image],
+        [mask.astype(np.uint8)],
+        _config(zero_is_background=True),
+        init=tmp_path / "m",
+        resume=True,
+    )
+    assert tuned.config.unet == loaded.config.unet
+
+
+def test_3d_model_and_mismatches():
+    rng = np.random.default_rng(0)
+    volume = rng.random((8, 16, 16)).astype(np.float32)
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[:, :4] = 1
+    labels[:, -4:] = 2
+    config = SemanticConfig(
+        unet=UNetConfig(ndim=3, depth=1, base_channels=4),
+        training=TrainConfig(
+            steps=3, batch_size=2, patch_size=16, patch_size_z=8, device="cpu", val_fraction=0
+        ),
+    )
+    model = train_semantic(volume, labels, config)
+    assert predict_semantic(model, volume).labels.shape == volume.shape
+    with pytest.raises(ValueError, match="3D but the image has no Z"):
+        predict_semantic(model, volume[0], axes="YX")
+    with pytest.raises(ValueError, match="expects an image with axes ZYX"):
+        predict_semantic(model, volume[0])
+
+
+def test_bad_labels():
+    image, mask = _scene()
+    with pytest.raises(ValueError, match="empty"):
+        train_semantic(image, np.zeros(image.shape, np.uint8), _config())
+    with pytest.raises(ValueError, match="two classes"):
+        train_semantic(image, mask.astype(np.uint8), _config())
+    with pytest.raises(ValueError, match="integers"):
+        train_semantic(image, mask.astype(np.float32), _config())
+    with pytest.raises(ValueError, match="shape"):
+        train_semantic(image, _scribbles(mask)[:30], _config())
+
+
+def test_to_frames_channels():
+    frames, has_time = to_frames(np.zeros((2, 10, 12)), 2, in_channels=2)
+    assert frames.shape == (1, 2, 10, 12) and not has_time
+    with pytest.raises(ValueError, match="2 channel"):
+        to_frames(np.zeros((3, 10, 12)), 2, in_channels=2, axes="CYX")
+
+
+def test_scale_trains_small_and_predicts_full_size():
+    from cellsight.core.resize import resize_channels, resize_labels, scaled_shape
+
+    assert scaled_shape((5, 64, 81), 0.5) == (5, 32, 40)
+    assert resize_labels(np.array([[1, 2], [3, 4]], np.uint8), (4, 4)).max() == 4
+    assert resize_channels(np.ones((2, 8, 8), np.float32), (4, 4)).shape == (2, 4, 4)
+    image, mask = _scene(size=96)
+    model = train_semantic(image, _scribbles(mask), _config(scale=0.5))
+    assert model.config.scale == 0.5
+    result = predict_semantic(model, image)
+    assert result.labels.shape == (96, 96) and result.probabilities.shape == (2, 96, 96)
+    assert ((result.labels == 2) == mask).mean() > 0.85

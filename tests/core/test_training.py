@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+
+from cellsight.config.training import TrainConfig
+from cellsight.config.unet import UNetConfig
+from cellsight.core.training import train_pixel_classifier
+
+
+def _blobs(seed=0, size=48):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    mask = np.zeros((size, size), bool)
+    for _ in range(4):
+        cy, cx = rng.integers(8, size - 8, 2)
+        mask |= (yy - cy) ** 2 + (xx - cx) ** 2 < 36
+    image = mask * 1.0 + rng.normal(0, 0.2, mask.shape)
+    return image[None].astype(np.float32), mask
+
+
+UNET = UNetConfig(depth=2, base_channels=8, out_channels=2)
+
+
+def _config(**kw):
+    base = dict(
+        steps=40, batch_size=4, patch_size=32, val_every=10, learning_rate=5e-3, device="cpu"
+    )
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_training_learns_from_dense_targets_and_reports():
+    image, mask = _blobs()
+    events, checkpoints = [], []
+    result = train_pixel_classifier(
+        [image],
+        [mask.astype(np.uint8) + 1],
+        UNET,
+        _config(),
+        progress=events.append,
+        on_checkpoint=lambda kind, payload: checkpoints.append(kind),
+    )
+    assert result.stop_reason == "completed" and result.steps_done == 40
+    assert [h["step"] for h in result.history] == [10, 20, 30, 40]
+    assert all(h["val_loss"] is not None for h in result.history)
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert "best" in checkpoints and checkpoints[-1] == "last"
+    assert any("val_loss" in e.values for e in events)
+    assert not result.model.training
+    assert set(result.last_state) == {"model", "optimizer", "step"}
+
+
+def test_early_stop_and_stop_request():
+    image, mask = _blobs()
+    targets = [mask.astype(np.uint8) + 1]
+    result = train_pixel_classifier(
+        [image], targets, UNET, _config(steps=400, val_every=1, patience=1, learning_rate=1e-6)
+    )
+    assert result.stop_reason == "early_stop" and result.steps_done < 400
+    calls = []
+
+    def stop_after_three():
+        calls.append(1)
+        return len(calls) > 3
+
+    stopped = train_pixel_classifier(
+        [image], targets, UNET, _config(steps=100), should_stop=stop_after_three
+    )
+    assert stopped.stop_reason == "cancelled" and stopped.steps_done == 3
+    assert stopped.last_state["step"] == 3  # the last checkpoint is kept
+
+
+def test_resume_from_state_continues():
+    image, mask = _blobs()
+    targets = [mask.astype(np.uint8) + 1]
+    first = train_pixel_classifier([image], targets, UNET, _config(steps=20))
+    again = train_pixel_classifier(
+        [image], targets, UNET, _config(steps=10), init_state=first.last_state
+    )
+    assert again.history[0]["loss"] < first.history[0]["loss"]
+
+
+def test_bad_training_data():
+    image, mask = _blobs()
+    with pytest.raises(ValueError, match="outside 0..2"):
+        train_pixel_classifier([image], [mask.astype(np.uint8) + 5], UNET, _config())
+    with pytest.raises(ValueError, match="shape"):
+        train_pixel_classifier([image], [mask[:10]], UNET, _config())
+    with pytest.raises(ValueError, match="2D model needs"):
+        train_pixel_classifier([image[None]], [mask[None]], UNET, _config())
