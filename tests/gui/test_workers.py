@@ -43,15 +43,16 @@ def test_event_loop_keeps_ticking_while_job_runs(viewer, qtbot):
         gaps.append(clock.restart())
 
     timer.timeout.connect(tick)
+    job = start_job(busy_job, 2.0, name="busy", on_result=results.append)
+    # measure from the moment the click handler returned, while the job runs
     clock.start()
     timer.start()
-    job = start_job(busy_job, 2.0, name="busy", on_result=results.append)
     qtbot.waitUntil(lambda: not job.is_running, timeout=10_000)
     timer.stop()
     assert job.state == "done"
     assert results and results[0] != threading.main_thread().name  # ran off the GUI thread
     assert len(gaps) > 100
-    assert max(gaps[1:]) < 50, f"largest gap between timer ticks: {max(gaps[1:])} ms"
+    assert max(gaps[1:]) < 50, f"largest gap between timer ticks: {max(gaps[1:])} ms; {gaps}"
 
 
 def test_progress_reaches_main_thread(viewer, qtbot):

@@ -43,6 +43,8 @@ class Job:
         self._timer = QTimer()
         self._timer.setInterval(PROGRESS_INTERVAL_MS)
         self._pbar = napari_progress(total=total, desc=name)
+        self._pbar.refresh()  # build the activity-dock widget now, not mid-job
+        self._message = ""
         self.worker = None
         self.state = "running"  # -> "done" | "cancelled" | "failed"
         self.error: BaseException | None = None
@@ -76,7 +78,8 @@ class Job:
         if event.total and event.total != self._pbar.total:
             self._pbar.total = event.total
         self._pbar.n = min(event.step, self._pbar.total or event.step)
-        if event.message:
+        if event.message and event.message != self._message:
+            self._message = event.message
             self._pbar.set_description(f"{self.name}: {event.message}")
         self._pbar.refresh()
 
