@@ -129,8 +129,8 @@ def summary(rows: list[dict]) -> dict:
 
 
 def markdown(rows: list[dict], total: dict) -> str:
-    lines = ["| image | noisy PSNR / SSIM | cellsight PSNR / SSIM / s | CAREamics PSNR / SSIM / s |",
-             "|---|---|---|---|"]
+    lines = ["| image | noisy PSNR / SSIM | cellsight PSNR / SSIM / s "
+             "| CAREamics PSNR / SSIM / s |", "|---|---|---|---|"]
     for r in rows:
         n, c, k = r["noisy"], r["cellsight"], r["careamics"]
         lines.append(f"| {r['image']} | {n['psnr']:.2f} / {n['ssim']:.3f} | "

@@ -50,7 +50,7 @@ from cellsight.core.instance_model import (  # noqa: E402
     segment_instances,
 )
 from cellsight.core.instances import annotated_region, median_diameter  # noqa: E402
-from cellsight.core.metrics import MatchResult, match_instances  # noqa: E402
+from cellsight.core.metrics import MatchResult, match_in_region, match_instances  # noqa: E402
 from cellsight.io.tiff import read_image  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -117,14 +117,10 @@ def tuning_images() -> list[dict]:
 
 
 def partial_match(labels, pred, region, threshold=0.5) -> MatchResult:
-    """Match only predictions lying mostly inside the annotated region."""
-    if region is not None:
-        sizes = np.bincount(pred.ravel())
-        inside = np.bincount(pred.ravel(), weights=region.ravel(), minlength=len(sizes))
-        keep = inside >= 0.5 * np.maximum(sizes, 1)
-        keep[0] = False
-        pred = np.where(keep[pred], pred, 0)
-    return match_instances(labels, pred, threshold)
+    """Full matching, or only inside the annotated region of sparse frames."""
+    if region is None:
+        return match_instances(labels, pred, threshold)
+    return match_in_region(labels, pred, region, threshold)
 
 
 def baseline(image, diameter, a, b, c) -> np.ndarray:

@@ -47,4 +47,6 @@ def test_wheel_ships_manifest_and_samples(wheel, repo_root):
     assert manifest == (repo_root / "napari.yaml").read_text()
     for sample in (repo_root / "sample_data").iterdir():
         assert f"cellsight/sample_data/{sample.name}" in names
+    for name in ("config.yaml", "weights.pt", "meta.json"):  # built-in model, no download
+        assert f"cellsight/models/nuclei/{name}" in names
     assert not any(n.startswith("tests/") for n in names)

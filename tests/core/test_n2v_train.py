@@ -60,7 +60,8 @@ def test_stop_keeps_the_last_checkpoint(tmp_path):
 
 @pytest.mark.parametrize(
     "axes, shape",
-    [("TYX", (3, 32, 32)), ("ZYX", (8, 32, 32)), ("CYX", (2, 32, 32)), ("TCZYX", (2, 2, 8, 16, 16))],
+    [("TYX", (3, 32, 32)), ("ZYX", (8, 32, 32)), ("CYX", (2, 32, 32)),
+     ("TCZYX", (2, 2, 8, 16, 16))],
 )
 @pytest.mark.parametrize("variant", ["n2v", "n2v2"])
 def test_axes_and_variants_keep_shape_and_units(axes, shape, variant):
@@ -99,5 +100,15 @@ def test_bad_inputs():
         train_n2v(np.ones((32, 32), np.float32), N2VConfig(**TINY))
     with pytest.raises(ValueError, match="ambiguous"):
         train_n2v(_noisy((4, 32, 32)), N2VConfig(**TINY))
-    with pytest.raises(ValueError, match="not an N2V model|does not exist"):
+    with pytest.raises(ValueError, match="does not exist"):
         load_model("/nonexistent/folder")
+
+
+def test_loading_another_task_is_refused(tmp_path):
+    from cellsight.io.model_folder import save_model_folder
+
+    model = train_n2v(_noisy((32, 32)), N2VConfig(**TINY))
+    save_model_folder(tmp_path, {**model.config_dict(), "task": "semantic"},
+                      model.net.state_dict())
+    with pytest.raises(ValueError, match="'n2v' model is needed"):
+        load_model(tmp_path)

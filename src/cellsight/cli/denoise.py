@@ -45,7 +45,9 @@ def _check_args(args) -> None:
     if args.model:
         given = [f"--{k.replace('_', '-')}" for k in TRAIN_OPTIONS if getattr(args, k) is not None]
         if given:
-            raise CommandError(f"{', '.join(given)} only apply to training; drop them with --model.")
+            raise CommandError(
+                f"{', '.join(given)} only apply to training; drop them with --model."
+            )
 
 
 def run(args) -> int:

@@ -190,35 +190,44 @@ def estimate_diameter(
     model: InstanceModel,
     image: np.ndarray,
     config: InstancePredictConfig | None = None,
-    rounds: int = 3,
+    rounds: int = 4,
     should_stop: StopCallback = never_stop,
 ) -> float:
     """Typical object diameter (pixels) in one 2D image or 3D stack, measured by the model.
 
-    The model segments the image at its own scale; the median diameter of what it
-    finds sets the scale of the next round, until the objects come out within 20% of
-    the size the model was trained for (at most ``rounds`` passes). Returns 0.0 if
-    the model has no trained diameter or finds nothing.
+    The model first segments the image shrunk to half its own scale (objects up to
+    about 4x the trained diameter stay whole there); the median diameter of what it
+    finds sets the scale of the next pass, until a pass finds objects within 20% of
+    the diameter it assumed (at most ``rounds`` passes). If the first scale finds
+    nothing (very small objects), the search restarts at the model's own scale.
+    Returns 0.0 if the model has no trained diameter or finds nothing.
     """
     config = (config or InstancePredictConfig()).model_copy(
-        update={"estimate_diameter": False, "diameter": 0.0, "mode": f"{np.ndim(image)}d"}
+        update={"estimate_diameter": False, "mode": f"{np.ndim(image)}d"}
     )
     target = model.config.diameter
     if target <= 0:
         return 0.0
-    diameter = 0.0
+    native = target / model.config.scale  # diameter that gets the model's own scale
+    for start in (2.0 * native, native):
+        found = _fixed_point(model, image, config, start, rounds, should_stop)
+        if found > 0:
+            return found
+    return 0.0
+
+
+def _fixed_point(model, image, config, assumed, rounds, should_stop) -> float:
+    """Iterate ``assumed -> measured`` diameter; 0.0 when nothing is found."""
+    found = 0.0
     for _ in range(rounds):
+        config = config.model_copy(update={"diameter": assumed})
         maps = predict_instance_maps(model, image, config, should_stop=should_stop)
         # labels come back at the image's size: ``found`` is in the image's pixels
         found = median_diameter(instances_from_maps(maps, model.config.postprocessing))
-        if found <= 0:
-            return diameter
-        seen = found * rescale_factor(model, config.diameter)  # as the network saw them
-        diameter = found
-        if abs(np.log(seen / target)) < np.log(1.2):
+        if found <= 0 or abs(np.log(found / assumed)) < np.log(1.2):
             break
-        config = config.model_copy(update={"diameter": diameter})
-    return float(diameter)
+        assumed = found
+    return float(found)
 
 
 def _frames(image: np.ndarray, mode: str, ndim_model: int) -> tuple[np.ndarray, bool]:

@@ -103,3 +103,22 @@ def psnr(reference: np.ndarray, image: np.ndarray, data_range: float) -> float:
             np.asarray(reference, np.float64), np.asarray(image, np.float64), data_range=data_range
         )
     )
+
+
+def match_in_region(
+    true: np.ndarray, pred: np.ndarray, region: np.ndarray, threshold: float = 0.5
+) -> MatchResult:
+    """:func:`match_instances` for sparsely annotated images.
+
+    Only predicted objects lying mostly (>= half their pixels) inside ``region``, where
+    the ground truth is complete, are counted; ``true`` holds the labelled objects.
+    """
+    pred = np.asarray(pred).astype(np.int64, copy=False)
+    region = np.asarray(region, bool)
+    if region.shape != pred.shape:
+        raise ValueError(f"region shape {region.shape} differs from pred {pred.shape}.")
+    sizes = np.bincount(pred.ravel())
+    inside = np.bincount(pred.ravel(), weights=region.ravel(), minlength=len(sizes))
+    keep = inside >= 0.5 * np.maximum(sizes, 1)
+    keep[0] = False
+    return match_instances(true, np.where(keep[pred], pred, 0), threshold)

@@ -67,12 +67,12 @@ def apply_job(image, model, axes, device, progress, should_stop):
 def axes_choices(layer) -> tuple[str, ...]:
     """Axis strings a layer's data may have, the most likely first."""
     rgb = bool(getattr(layer, "rgb", False))
-    ndim = layer.ndim - (1 if rgb else 0)
-    choices = AXES_CHOICES.get(ndim, ())
+    ndim = len(layer.data.shape)
+    choices = AXES_CHOICES.get(ndim - (1 if rgb else 0), ())
     if rgb:
         choices = tuple(c + "C" for c in choices if "C" not in c)
     known = str(layer.metadata.get("axes", "")).upper()
-    if len(known) == layer.ndim and known not in choices:
+    if len(known) == ndim and known not in choices:
         choices = (known, *choices)
     elif known in choices:
         choices = (known, *(c for c in choices if c != known))
@@ -155,6 +155,10 @@ class DenoiseWidget(QWidget):
     def _layer(self):
         name = self.image_box.currentText()
         return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    def _refresh_buttons(self) -> None:
+        """Enable the buttons that fit the current state (callbacks may come in any order)."""
+        self._set_running(self.job is not None and self.job.is_running)
 
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running)
@@ -273,6 +277,7 @@ class DenoiseWidget(QWidget):
                               **self._placement())
         steps = self.model.meta.get("steps_done", "?") if self.model else "?"
         self.status.setText(f"Denoised image added as {name!r} (model: {steps} steps).")
+        self._refresh_buttons()
 
     def _stopped(self, model) -> None:
         if model is not None:
@@ -281,6 +286,7 @@ class DenoiseWidget(QWidget):
                 f"Stopped; the model after {model.meta.get('steps_done', '?')} steps is kept. "
                 "Apply model denoises with it; Save model… writes it."
             )
+            self._refresh_buttons()
 
     def _failed(self, exc) -> None:
         self.status.setText(f"Failed: {exc}")

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cellsight.config.n2v import N2VConfig
 from cellsight.config.unet import UNetConfig
@@ -24,8 +23,9 @@ from cellsight.core.progress import (
 )
 from cellsight.core.tiling import predict_tiled
 from cellsight.core.unet import UNet
+from cellsight.io.model_folder import ModelFolderError, load_model_folder, save_model_folder
 
-MODEL_KIND = "n2v"
+MODEL_TASK = "n2v"
 
 
 def unet_config_for(config: N2VConfig, ndim: int, channels: int) -> UNetConfig:
@@ -79,7 +79,7 @@ class N2VModel:
     def config_dict(self) -> dict:
         """Everything ``config.yaml`` holds."""
         return {
-            "kind": MODEL_KIND,
+            "task": MODEL_TASK,
             "n2v": self.config.model_dump(),
             "unet": self.net.config.model_dump(),
             "normalisation": {"mean": list(self.mean), "std": list(self.std)},
@@ -87,10 +87,7 @@ class N2VModel:
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the model folder (each file atomically); return its path."""
-        from cellsight.core.n2v.folder import write_model_folder
-
-        state = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        return write_model_folder(folder, self.config_dict(), state, self.meta)
+        return save_model_folder(folder, self.config_dict(), self.net.state_dict(), self.meta)
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> "N2VModel":
@@ -98,26 +95,24 @@ class N2VModel:
 
         Raises
         ------
-        ValueError
-            If the folder is not an N2V model or its files are inconsistent.
+        cellsight.io.model_folder.ModelFolderError
+            (a ValueError) If the folder is not an N2V model or its files are
+            inconsistent.
         """
-        from cellsight.core.n2v.folder import read_model_folder
-
-        cfg, state, meta = read_model_folder(folder)
-        if cfg.get("kind") != MODEL_KIND:
-            raise ValueError(f"{folder} holds a {cfg.get('kind')!r} model, not an N2V model.")
-        net = UNet(UNetConfig.model_validate(cfg["unet"]))
+        found = load_model_folder(folder, task=MODEL_TASK)
+        cfg = found.config
         try:
-            net.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(f"weights.pt in {folder} does not fit its config.yaml: {exc}") from exc
-        norm = cfg["normalisation"]
+            net = UNet(UNetConfig.model_validate(cfg["unet"]))
+            net.load_state_dict(found.state_dict)
+            norm = cfg["normalisation"]
+        except (KeyError, RuntimeError) as exc:
+            raise ModelFolderError(f"The N2V model in {folder} is inconsistent: {exc}") from exc
         return cls(
             net=net.eval(),
             config=N2VConfig.model_validate(cfg["n2v"]),
             mean=tuple(float(v) for v in norm["mean"]),
             std=tuple(float(v) for v in norm["std"]),
-            meta=meta,
+            meta=found.meta,
         )
 
 

@@ -77,26 +77,14 @@ def _check_image(image: np.ndarray) -> np.ndarray:
 
 
 def _cosine(step: int, total: int) -> float:
-    if os.environ.get("N2V_SCHED") == "const":
-        return 1.0
     return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / max(total, 1)))
 
 
 def _autocast(device: torch.device):
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+    """bfloat16 mixed precision on CUDA GPUs that support it (no loss scaling needed)."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast(device.type, enabled=False)
-
-
-def _init_weights(net: torch.nn.Module) -> None:
-    """He initialisation for the ReLU convolutions (the U-Net has no normalisation layers)."""
-    for module in net.modules():
-        if isinstance(module, torch.nn.Conv2d | torch.nn.Conv3d | torch.nn.ConvTranspose2d
-                      | torch.nn.ConvTranspose3d):
-            torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            if module.bias is not None:
-                torch.nn.init.zeros_(module.bias)
 
 
 class _Run:
@@ -117,10 +105,7 @@ class _Run:
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.device = select_device(device)
-        self.net = UNet(self.net_config)
-        if os.environ.get("N2V_INIT") == "kaiming":
-            _init_weights(self.net)
-        self.net.to(self.device)
+        self.net = UNet(self.net_config).to(self.device)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.optim, lambda s: _cosine(s, config.steps)
