@@ -112,7 +112,8 @@ def test_two_clicks_link_cells(tracked):
 def test_event_loop_keeps_running_while_tracking(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     seg = load_sample("hela_timelapse_errseg")
-    viewer.add_labels(np.concatenate([seg, seg[::-1], seg, seg[::-1]]), name="seg")
+    # long enough (240 frames) that the job spans many 5 ms timer ticks
+    viewer.add_labels(np.concatenate([seg, seg[::-1]] * 6), name="seg")
     widget = tw.TrackingWidget(viewer)
     widget.solver_box.setCurrentText("greedy")
     gaps, clock, state = [], QElapsedTimer(), {}

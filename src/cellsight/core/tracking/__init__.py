@@ -58,12 +58,15 @@ def link(
     )
     built = time.perf_counter()
     solve_progress = _stage(progress, 0.45, 0.5)
+    stats: dict = {}
     if config.solver == "ilp":
-        links = ilp_solver.solve_ilp(cand, config.time_limit, solve_progress, should_stop)
+        links = ilp_solver.solve_ilp(
+            cand, config.time_limit, solve_progress, should_stop, stats=stats
+        )
     else:
         links = greedy_solver.solve_greedy(cand, solve_progress, should_stop)
     solved = time.perf_counter()
-    params = dict(cand.parameters)
+    params = dict(cand.parameters, **stats)
     params.update(
         solver=config.solver,
         n_detections=len(detections),

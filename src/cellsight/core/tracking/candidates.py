@@ -74,13 +74,45 @@ def _diameter(det: Detections) -> np.ndarray:
     return 2.0 * np.sqrt(det.area / np.pi)
 
 
-def derive_parameters(det: Detections, points: np.ndarray, config: TrackingConfig) -> dict:
+def _frame_trees(points: np.ndarray, slices: list[slice]) -> list:
+    """One KD-tree of the (scaled) centroids per frame; None for an empty frame."""
+    return [cKDTree(points[s]) if s.stop > s.start else None for s in slices]
+
+
+def _nearest(trees, points, slices, t0, t1, radius, k):
+    """Up to ``k`` cells of frame ``t1`` within ``radius`` of each cell of ``t0``.
+
+    Returns ``(distance, target row)`` matrices with one row per cell of ``t0``,
+    nearest first (``inf`` where there is no further neighbour); None when either
+    frame is empty.
+    """
+    ra, rb = slices[t0], slices[t1]
+    if trees[t1] is None or ra.stop == ra.start:
+        return None
+    kk = min(k, rb.stop - rb.start)
+    radius = np.nextafter(radius, np.inf)  # the query's bound is exclusive
+    dist, idx = trees[t1].query(points[ra], k=kk, distance_upper_bound=radius)
+    return dist.reshape(len(dist), kk), idx.reshape(len(dist), kk) + rb.start
+
+
+def _pairs(found, first_row: int):
+    """Flat ``(source, target, distance)`` of the neighbours found by :func:`_nearest`."""
+    dist, idx = found
+    rows, cols = np.nonzero(np.isfinite(dist))
+    return rows + first_row, idx[rows, cols], dist[rows, cols]
+
+
+def derive_parameters(
+    det: Detections, points: np.ndarray, config: TrackingConfig, trees=None
+) -> dict:
     """Typical displacement and cell size, and the distances and costs derived from them."""
     slices = det.frame_slices()
-    nearest = []
-    for a, b in zip(slices[:-1], slices[1:], strict=True):
-        if a.stop > a.start and b.stop > b.start:
-            nearest.append(cKDTree(points[b]).query(points[a])[0])
+    trees = _frame_trees(points, slices) if trees is None else trees
+    nearest = [
+        trees[t + 1].query(points[slices[t]])[0]
+        for t in range(det.n_frames - 1)
+        if trees[t] is not None and trees[t + 1] is not None
+    ]
     nn = np.concatenate(nearest) if nearest else np.zeros(1)
     diameter = float(np.median(_diameter(det)))
     p90 = float(np.percentile(nn, 90))
@@ -95,53 +127,26 @@ def derive_parameters(det: Detections, points: np.ndarray, config: TrackingConfi
     }
 
 
-class _Overlaps:
-    """Pixel overlap of objects in two frames, from each frame's foreground pixels."""
+def mask_iou(labels: np.ndarray, det: Detections, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """IoU of the masks of detections ``src[i]`` and ``dst[i]`` (in their own frames).
 
-    def __init__(self, labels: np.ndarray):
-        self.labels = labels
-        self._fg: dict[int, np.ndarray] = {}
-
-    def foreground(self, t: int) -> np.ndarray:
-        if t not in self._fg:
-            self._fg = {k: v for k, v in self._fg.items() if k >= t - 1}
-            self._fg[t] = np.flatnonzero(self.labels[t])
-        return self._fg[t]
-
-    def between(self, t0: int, t1: int, la: np.ndarray, lb: np.ndarray) -> np.ndarray:
-        """Overlap in pixels of object ``la[i]`` in ``t0`` and ``lb[i]`` in ``t1``."""
-        idx = self.foreground(t0)
-        b = self.labels[t1].ravel()[idx]
-        keep = b != 0
-        base = int(lb.max(initial=0)) + 1
-        if not keep.any() or base == 1:
-            return np.zeros(len(la))
-        a = self.labels[t0].ravel()[idx[keep]].astype(np.int64)
-        keys = a * base + b[keep].astype(np.int64)
-        wanted = la.astype(np.int64) * base + lb.astype(np.int64)
-        if keys.max() < 1 << 24:
-            counts = np.bincount(keys, minlength=int(wanted.max()) + 1)
-            return counts[wanted].astype(np.float64)
-        uniq, counts = np.unique(keys, return_counts=True)
-        pos = np.clip(np.searchsorted(uniq, wanted), 0, len(uniq) - 1)
-        return np.where(uniq[pos] == wanted, counts[pos], 0).astype(np.float64)
-
-
-def _frame_pair_edges(det, points, overlaps, rows_a, rows_b, radius, k):
-    if rows_a.stop == rows_a.start or rows_b.stop == rows_b.start:
-        return None
-    tree = cKDTree(points[rows_b])
-    kk = min(k, rows_b.stop - rows_b.start)
-    dist, idx = tree.query(points[rows_a], k=kk, distance_upper_bound=radius)
-    dist, idx = dist.reshape(len(dist), -1), idx.reshape(len(idx), -1)
-    ok = np.isfinite(dist)
-    src = (np.arange(rows_a.start, rows_a.stop)[:, None] + 0 * idx)[ok]
-    dst = idx[ok] + rows_b.start
-    inter = overlaps.between(
-        int(det.t[rows_a.start]), int(det.t[rows_b.start]), det.label[src], det.label[dst]
-    )
+    Only the intersection of the two bounding boxes is read, so the cost grows with
+    the number of pairs whose boxes touch, not with the image size.
+    """
+    d = det.ndim
+    lo = np.maximum(det.bbox[src, :d], det.bbox[dst, :d])
+    hi = np.minimum(det.bbox[src, d:], det.bbox[dst, d:])
+    inter = np.zeros(len(src))
+    touching = np.flatnonzero(np.all(hi > lo, axis=1))
+    t_a, t_b = det.t[src[touching]].tolist(), det.t[dst[touching]].tolist()
+    l_a, l_b = det.label[src[touching]].tolist(), det.label[dst[touching]].tolist()
+    lo, hi = lo[touching].tolist(), hi[touching].tolist()
+    for j, i in enumerate(touching.tolist()):
+        box = tuple(map(slice, lo[j], hi[j]))
+        both = (labels[(t_a[j], *box)] == l_a[j]) & (labels[(t_b[j], *box)] == l_b[j])
+        inter[i] = np.count_nonzero(both)
     union = det.area[src] + det.area[dst] - inter
-    return src, dst, dist[ok], inter / np.maximum(union, 1.0)
+    return inter / np.maximum(union, 1.0)
 
 
 def link_cost(distance, iou, size_change, dt, max_distance, config: TrackingConfig):
@@ -154,30 +159,37 @@ def link_cost(distance, iou, size_change, dt, max_distance, config: TrackingConf
     )
 
 
-def _edges(det, points, labels, params, config, progress, should_stop):
+def _search_radius(params: dict, config: TrackingConfig, dt: int) -> float:
+    if dt == 1 and config.divisions:  # daughters may sit farther from the mother
+        return params["division_radius"]
+    return params["max_distance"] * (1.0 + 0.5 * (dt - 1))
+
+
+def _near_pairs(det, points, trees, params, config, progress, should_stop):
+    """Nearby pairs ``(source, target, distance, dt)`` for every frame step up to the gap.
+
+    Also returns the frame-to-frame neighbour matrices (for division candidates).
+    """
     slices = det.frame_slices()
-    overlaps = _Overlaps(labels)
-    parts = []
+    parts, direct = [], {}
     total = det.n_frames - 1
     for t in range(total):
         if should_stop():
             raise Cancelled(partial=None)
-        for dt in range(1, config.max_gap + 2):
-            if t + dt >= det.n_frames:
-                break
-            radius = params["max_distance"] * (1.0 + 0.5 * (dt - 1))
-            if dt == 1 and config.divisions:  # daughters may sit farther from the mother
-                radius = params["division_radius"]
-            found = _frame_pair_edges(
-                det, points, overlaps, slices[t], slices[t + dt], radius, config.max_neighbors
-            )
-            if found is not None:
-                parts.append((*found, np.full(len(found[0]), dt)))
+        for dt in range(1, min(config.max_gap + 1, total - t) + 1):
+            radius = _search_radius(params, config, dt)
+            found = _nearest(trees, points, slices, t, t + dt, radius, config.max_neighbors)
+            if found is None:
+                continue
+            if dt == 1:
+                direct[t] = found
+            pairs = _pairs(found, slices[t].start)
+            parts.append((*pairs, np.full(len(pairs[0]), dt)))
         progress(ProgressEvent(t + 1, total, "finding candidate links"))
     if not parts:
         empty = np.zeros(0, np.int64)
-        return empty, empty, np.zeros(0), np.zeros(0), np.zeros(0)
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(5))
+        return (empty, empty, np.zeros(0), empty), direct
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(4)), direct
 
 
 def _gap_edges_needed(n, src, dst, dt, cost, appear_cost) -> np.ndarray:
@@ -186,6 +198,7 @@ def _gap_edges_needed(n, src, dst, dt, cost, appear_cost) -> np.ndarray:
     A gap edge is kept when its source has no cheap successor in the next frame or
     its target no cheap predecessor in the previous one (cheap = below the appear
     cost); a cell that is matched well in the adjacent frame needs no gap closing.
+    Only the costs of frame-to-frame edges are read.
     """
     direct = dt == 1
     cheap = direct & (cost < appear_cost)
@@ -196,30 +209,50 @@ def _gap_edges_needed(n, src, dst, dt, cost, appear_cost) -> np.ndarray:
     return direct | ~has_next[src] | ~has_prev[dst]
 
 
-def _division_candidates(det, points, params, config):
-    """Triples (parent, a, b) of one cell in t and two cells in t + 1 around it."""
+def _edges(det, labels, pairs, params, config, should_stop):
+    """Candidate links with their features and costs (gap edges only where needed).
+
+    Mask overlaps are measured for frame-to-frame pairs first; gap pairs are
+    filtered on those before their own overlaps are measured.
+    """
+    src, dst, dist, dt = pairs
+    size = np.abs(np.log(det.area[dst] / det.area[src]))
+    iou = np.zeros(len(src))
+    direct = dt == 1
+    iou[direct] = mask_iou(labels, det, src[direct], dst[direct])
+    cost = link_cost(dist, iou, size, dt, params["max_distance"], config)
+    keep = _gap_edges_needed(len(det), src, dst, dt, cost, params["appear_cost"])
+    src, dst, dist, dt, size, iou = (x[keep] for x in (src, dst, dist, dt, size, iou))
+    gap = dt > 1
+    if should_stop():
+        raise Cancelled(partial=None)
+    iou[gap] = mask_iou(labels, det, src[gap], dst[gap])
+    cost = link_cost(dist, iou, size, dt, params["max_distance"], config)
+    return src, dst, dist, iou, size, cost
+
+
+def _division_candidates(det, points, direct, params, config):
+    """Triples (parent, a, b): a cell in t and two of its nearest cells in t + 1.
+
+    ``direct`` holds the frame-to-frame neighbour matrices of :func:`_near_pairs`
+    (searched within the division radius when divisions are on).
+    """
+    empty = np.zeros((0, 3), np.int64), np.zeros(0)
     if not config.divisions:
-        return np.zeros((0, 3), np.int64), np.zeros(0)
+        return empty
     slices = det.frame_slices()
-    diam = _diameter(det)
-    triples = []
-    for t in range(det.n_frames - 1):
-        ra, rb = slices[t], slices[t + 1]
-        if rb.stop - rb.start < 2 or ra.stop == ra.start:
+    parts = []
+    for t, (dist, idx) in direct.items():
+        if dist.shape[1] < 2:
             continue
-        tree = cKDTree(points[rb])
-        near = tree.query_ball_point(points[ra], params["division_radius"])
-        for i, kids in enumerate(near):
-            here = points[ra.start + i]
-            kids = sorted(kids, key=lambda j: np.linalg.norm(points[rb.start + j] - here))
-            kids = kids[: config.max_neighbors]
-            for x in range(len(kids)):
-                for y in range(x + 1, len(kids)):
-                    triples.append((ra.start + i, rb.start + kids[x], rb.start + kids[y]))
-    if not triples:
-        return np.zeros((0, 3), np.int64), np.zeros(0)
-    tri = np.asarray(triples, np.int64)
-    return tri, division_cost(tri, points, det.area, diam, params)
+        x, y = np.triu_indices(dist.shape[1], 1)
+        rows, pair = np.nonzero(np.isfinite(dist[:, y]))  # sorted: x is nearer than y
+        parent = rows + slices[t].start
+        parts.append(np.stack([parent, idx[rows, x[pair]], idx[rows, y[pair]]], axis=1))
+    tri = np.concatenate(parts).astype(np.int64) if parts else empty[0]
+    if not len(tri):
+        return empty
+    return tri, division_cost(tri, points, det.area, _diameter(det), params)
 
 
 def division_cost(triples, points, area, diameter, params) -> np.ndarray:
@@ -267,15 +300,15 @@ def build_candidates(
             f"labels shape {np.shape(labels)} differs from the detections' {detections.shape}."
         )
     points = _scaled(detections, scale)
-    params = derive_parameters(detections, points, config)
-    src, dst, dist, iou, dt = _edges(
-        detections, points, labels, params, config, progress, should_stop
+    trees = _frame_trees(points, detections.frame_slices())
+    params = derive_parameters(detections, points, config, trees)
+    pairs, direct = _near_pairs(
+        detections, points, trees, params, config, progress, should_stop
     )
-    size = np.abs(np.log(detections.area[dst] / detections.area[src])) if len(src) else dist
-    cost = link_cost(dist, iou, size, dt, params["max_distance"], config)
-    keep = _gap_edges_needed(len(detections), src, dst, dt, cost, params["appear_cost"])
-    src, dst, dist, iou, size, cost = (x[keep] for x in (src, dst, dist, iou, size, cost))
-    triples, div_cost = _division_candidates(detections, points, params, config)
+    src, dst, dist, iou, size, cost = _edges(
+        detections, labels, pairs, params, config, should_stop
+    )
+    triples, div_cost = _division_candidates(detections, points, direct, params, config)
     return CandidateGraph(
         detections=detections,
         source=src.astype(np.int64),

@@ -4,6 +4,12 @@ Every detection is kept. The objective sums the cost of each selected one-to-one
 a cost for every track that starts or ends inside the movie, and for every division the
 cost of its (parent, daughter, daughter) candidate. A cell has at most one parent and
 at most two children, and two children are only allowed as a candidate division.
+
+By default the problem is first reduced exactly (:mod:`~cellsight.core.tracking.reduce`):
+links and divisions no optimum needs are dropped, independent parts without candidate
+divisions are solved as assignment problems, parts with a few candidate divisions by
+trying each combination, and only the larger parts go to motile and SCIP.
+``reduce=False`` hands the whole problem to the solver.
 """
 
 from collections.abc import Iterable
@@ -12,6 +18,7 @@ import numpy as np
 
 from cellsight.core.progress import Cancelled, ProgressEvent, never_stop, no_progress
 from cellsight.core.tracking.candidates import CandidateGraph
+from cellsight.core.tracking.reduce import MAX_ENUMERATED, reduce_problem
 
 PRESOLVE_ROUNDS = 3
 VERBOSE = False
@@ -87,26 +94,29 @@ def _model_classes(motile, ilpy):
     return DivisionCost, SelectAll
 
 
-def _track_graph(motile, candidates: CandidateGraph):
+def _track_graph(motile, candidates: CandidateGraph, edges: np.ndarray):
+    """The motile TrackGraph of the given candidate links and the detections they join."""
     import networkx as nx
 
     graph = nx.DiGraph()
-    det = candidates.detections
-    graph.add_nodes_from((int(i), {"t": int(t)}) for i, t in enumerate(det.t))
+    src, dst = candidates.source[edges], candidates.target[edges]
+    t = candidates.detections.t
+    nodes = np.unique(np.concatenate([src, dst]))
+    graph.add_nodes_from((n, {"t": int(t[n])}) for n in nodes.tolist())
     graph.add_edges_from(
-        (int(s), int(d), {"cost": float(c)})
-        for s, d, c in zip(candidates.source, candidates.target, candidates.cost, strict=True)
+        (s, d, {"cost": c})
+        for s, d, c in zip(src.tolist(), dst.tolist(), candidates.cost[edges].tolist(), strict=True)
     )
     return motile.TrackGraph(graph, frame_attribute="t")
 
 
-def _division_costs(candidates: CandidateGraph, edges) -> dict:
+def _division_costs(candidates: CandidateGraph, edges, divisions: np.ndarray) -> dict:
     """Cost of each usable division, net of the link costs its two edges already pay."""
     out = {}
-    for (p, a, b), cost in zip(candidates.divisions, candidates.division_cost, strict=True):
-        ea, eb = (int(p), int(a)), (int(p), int(b))
-        if ea in edges and eb in edges:
-            out[(int(p), int(a), int(b))] = float(cost) - edges[ea]["cost"] - edges[eb]["cost"]
+    triples = candidates.divisions[divisions].tolist()
+    for (p, a, b), cost in zip(triples, candidates.division_cost[divisions].tolist(), strict=True):
+        if (p, a) in edges and (p, b) in edges:
+            out[(p, a, b)] = cost - edges[(p, a)]["cost"] - edges[(p, b)]["cost"]
     return out
 
 
@@ -136,43 +146,16 @@ def _solve(solver, ilpy, time_limit: float):
     return ilp.solve()
 
 
-def solve_ilp(
-    candidates: CandidateGraph,
-    time_limit: float = 120.0,
-    progress=no_progress,
-    should_stop=never_stop,
-) -> np.ndarray:
-    """Select links by solving the global ILP with motile.
-
-    Parameters
-    ----------
-    candidates : CandidateGraph
-    time_limit : float
-        Seconds SCIP may use; the best solution found by then is returned.
-    progress, should_stop : callable
-        See :mod:`cellsight.core.progress`; a stop is honoured before the solve.
-
-    Returns
-    -------
-    ndarray of int, shape (L, 2)
-        Selected links ``(source, target)`` as detection rows.
-
-    Raises
-    ------
-    SolverUnavailableError
-        If motile / ilpy / SCIP is not installed.
-    RuntimeError
-        If the solver finds no feasible solution.
-    """
+def _solve_part(candidates, edges, divisions, time_limit, progress, should_stop):
+    """Links chosen by motile + SCIP among the given candidate links and divisions."""
     motile, ilpy = _import_motile()
     from motile.variables import EdgeSelected
 
     usable = {ilpy.SolverStatus.OPTIMAL, ilpy.SolverStatus.TIMELIMIT, ilpy.SolverStatus.SUBOPTIMAL}
-
-    progress(ProgressEvent(0, 3, "building the ILP"))
-    track_graph = _track_graph(motile, candidates)
+    progress(ProgressEvent(1, 4, "building the ILP"))
+    track_graph = _track_graph(motile, candidates, edges)
     solver = motile.Solver(track_graph)
-    solver.division_costs = _division_costs(candidates, track_graph.edges)
+    solver.division_costs = _division_costs(candidates, track_graph.edges, divisions)
     division, select_all = _model_classes(motile, ilpy)
     solver.add_constraint(select_all())
     solver.add_constraint(motile.constraints.MaxParents(1))
@@ -183,7 +166,7 @@ def solve_ilp(
     solver.add_cost(division())
     if should_stop():
         raise Cancelled(partial=None)
-    progress(ProgressEvent(1, 3, "solving the ILP (SCIP)"))
+    progress(ProgressEvent(2, 4, "solving the ILP (SCIP)"))
     solution = _solve(solver, ilpy, time_limit)
     values = np.asarray(solution.variable_values, np.float64)
     if values.size == 0 or solution.status not in usable:
@@ -191,5 +174,65 @@ def solve_ilp(
     chosen = [
         e for e, var in solver.get_variables(EdgeSelected).items() if values[var.index] > 0.5
     ]
-    progress(ProgressEvent(3, 3, "ILP solved"))
-    return np.asarray(sorted(chosen), np.int64).reshape(-1, 2)
+    return np.asarray(chosen, np.int64).reshape(-1, 2)
+
+
+def solve_ilp(
+    candidates: CandidateGraph,
+    time_limit: float = 120.0,
+    progress=no_progress,
+    should_stop=never_stop,
+    reduce: bool = True,
+    max_enumerated: int = MAX_ENUMERATED,
+    stats: dict | None = None,
+) -> np.ndarray:
+    """Select links by solving the global ILP with motile.
+
+    Parameters
+    ----------
+    candidates : CandidateGraph
+    time_limit : float
+        Seconds SCIP may use; the best solution found by then is returned.
+    progress, should_stop : callable
+        See :mod:`cellsight.core.progress`; a stop is honoured before the solve.
+    reduce : bool
+        Solve the parts that need no ILP exactly without it (same optimum, much
+        faster); False sends the whole problem to SCIP.
+    max_enumerated : int
+        With ``reduce``, independent parts with up to this many candidate divisions
+        are solved by trying every combination; larger parts go to SCIP (0 = every
+        part with a candidate division goes to SCIP).
+    stats : dict, optional
+        Filled with the sizes of the reduced problem.
+
+    Returns
+    -------
+    ndarray of int, shape (L, 2)
+        Selected links ``(source, target)`` as detection rows, sorted.
+
+    Raises
+    ------
+    SolverUnavailableError
+        If motile / ilpy / SCIP is not installed.
+    RuntimeError
+        If the solver finds no feasible solution.
+    """
+    _import_motile()
+    progress(ProgressEvent(0, 4, "reducing the ILP"))
+    if reduce:
+        part = reduce_problem(candidates, max_enumerated)
+        links, edges, divisions = [part.links], part.edges, part.divisions
+        if stats is not None:
+            stats.update(part.stats)
+    else:
+        links = []
+        edges, divisions = np.arange(len(candidates)), np.arange(len(candidates.divisions))
+    if len(edges):
+        links.append(
+            _solve_part(candidates, edges, divisions, time_limit, progress, should_stop)
+        )
+    elif should_stop():
+        raise Cancelled(partial=None)
+    progress(ProgressEvent(4, 4, "ILP solved"))
+    chosen = np.concatenate(links) if links else np.zeros((0, 2), np.int64)
+    return chosen[np.lexsort((chosen[:, 1], chosen[:, 0]))].reshape(-1, 2)

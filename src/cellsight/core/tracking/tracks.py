@@ -181,7 +181,8 @@ def relabel(
             if rows.stop > rows.start:
                 lut = np.zeros(int(det.label[rows].max()) + 1, out.dtype)
                 lut[det.label[rows]] = node_track[rows]
-                out[t] = lut[labels[t]]
+                # every id of the frame is a detection, so "clip" never clips (and is fast)
+                np.take(lut, np.asarray(labels[t]), out=out[t], mode="clip")
         return out
     if node_track.max(initial=0) > np.iinfo(out.dtype).max:
         raise ValueError("Track ids no longer fit the labels' integer type.")
