@@ -29,8 +29,64 @@ def _instance_config(args):
     return InstanceConfig.model_validate(values)
 
 
+#: ``cellsight train`` options -> FineTuneConfig fields (used with ``--from``)
+FINETUNE_OPTIONS = {
+    "steps": "steps",
+    "learning_rate": "learning_rate",
+    "batch_size": "batch_size",
+    "patch_size": "patch_size",
+    "seed": "seed",
+    "device": "device",
+    "time_limit": "time_limit_minutes",
+    "holdout": "holdout_fraction",
+}
+
+
+def _finetune_config(args):
+    from cellsight.config.finetune import FineTuneConfig
+
+    for name, flag in (("config", "--config"), ("val_fraction", "--val-fraction")):
+        if getattr(args, name) is not None:
+            raise ValueError(f"{flag} is for training from scratch; with --from the "
+                             "fine-tuning options apply (--steps, --learning-rate, "
+                             "--time-limit, --holdout ...).")
+    values = {field: getattr(args, opt) for opt, field in FINETUNE_OPTIONS.items()
+              if getattr(args, opt, None) is not None}
+    return FineTuneConfig(**values)
+
+
+def _annotated_masks(args):
+    if not args.annotated:
+        return None
+    if len(args.annotated) != len(args.labels):
+        raise ValueError(f"Give one --annotated mask per --labels file ({len(args.labels)} "
+                         f"labels, {len(args.annotated)} masks).")
+    return [read_any(p).data != 0 for p in args.annotated]
+
+
+def finetune_instance_task(args) -> dict:
+    """Fine-tune ``--from`` on the labels as corrections (same code as the dock widget)."""
+    from cellsight.core.finetune import fine_tune
+
+    result = fine_tune(
+        [read_any(p).data for p in args.images],
+        [read_any(p).data for p in args.labels],
+        args.init,
+        _finetune_config(args),
+        annotated=_annotated_masks(args),
+        diameter=getattr(args, "diameter", None) or 0.0,
+        out_dir=args.out,
+        progress=StderrProgress("fine-tune"),
+    )
+    return {"model": str(result.model_dir), "task": "instance", "from": str(args.init),
+            "diameter": result.model.config.diameter, "steps_done": result.steps_done,
+            "train_seconds": result.seconds, "held_out": result.held_out,
+            "ap50_before": round(result.before_ap, 4), "ap50_after": round(result.after_ap, 4),
+            "better": result.kept == "new", "message": result.message}
+
+
 def train_instance_task(args) -> dict:
-    """Train or fine-tune an instance model (``--from nuclei`` or a model folder)."""
+    """Train an instance model, or fine-tune one (``--from nuclei`` or a model folder)."""
     from cellsight.core.instance_model import train_instances
 
     if args.zero_is_background:
@@ -39,19 +95,15 @@ def train_instance_task(args) -> dict:
     if args.resume:
         raise ValueError("--resume is not available for instance models; use --from "
                          "MODEL_DIR to continue from a model's weights.")
-    annotated = None
-    if args.annotated:
-        if len(args.annotated) != len(args.labels):
-            raise ValueError(f"Give one --annotated mask per --labels file ({len(args.labels)} "
-                             f"labels, {len(args.annotated)} masks).")
-        annotated = [read_any(p).data != 0 for p in args.annotated]
+    if args.init:
+        return finetune_instance_task(args)
+    annotated = _annotated_masks(args)
     model = train_instances(
         [read_any(p).data for p in args.images],
         [read_any(p).data for p in args.labels],
         _instance_config(args),
         annotated=annotated,
         out_dir=args.out,
-        init=args.init,
         progress=StderrProgress("train"),
     )
     metrics = {k: v for k, v in model.meta["metrics"].items() if k != "history"}
