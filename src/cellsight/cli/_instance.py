@@ -7,26 +7,14 @@ Instance models train through the semantic path (see
 
 from pathlib import Path
 
-import yaml
-
 from cellsight.cli._arrays import StderrProgress, read_any
 
 
 def _instance_config(args):
-    from cellsight.cli.train import TRAIN_OPTIONS
+    from cellsight.cli.train import config_values
     from cellsight.config.instances import InstanceConfig
 
-    values = InstanceConfig().model_dump()
-    if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text())
-        values = InstanceConfig.model_validate(loaded).model_dump()
-    for name in ("depth", "base_channels"):
-        if getattr(args, name) is not None:
-            values["unet"][name] = getattr(args, name)
-    for name in TRAIN_OPTIONS:
-        if getattr(args, name) is not None:
-            values["training"][name] = getattr(args, name)
-    return InstanceConfig.model_validate(values)
+    return InstanceConfig.model_validate(config_values(InstanceConfig, args))
 
 
 #: ``cellsight train`` options -> FineTuneConfig fields (used with ``--from``)

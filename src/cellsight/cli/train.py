@@ -26,17 +26,27 @@ TRAIN_OPTIONS = (
 )
 
 
-def _semantic_config(args):
-    values = SemanticConfig().model_dump()
+def config_values(config_cls, args) -> dict:
+    """Values of ``config_cls`` (a task config) from ``--config`` and the command-line options.
+
+    Starts from the defaults or the ``--config`` YAML file, then applies the network
+    options (``--depth``, ``--base-channels``) and the training options given.
+    """
+    values = config_cls().model_dump()
     if args.config:
         loaded = yaml.safe_load(Path(args.config).read_text())
-        values = SemanticConfig.model_validate(loaded).model_dump()
+        values = config_cls.model_validate(loaded).model_dump()
     for name in ("depth", "base_channels"):
         if getattr(args, name) is not None:
             values["unet"][name] = getattr(args, name)
     for name in TRAIN_OPTIONS:
         if getattr(args, name) is not None:
             values["training"][name] = getattr(args, name)
+    return values
+
+
+def _semantic_config(args):
+    values = config_values(SemanticConfig, args)
     if args.zero_is_background:
         values["zero_is_background"] = True
     if args.scale is not None:

@@ -9,10 +9,9 @@ contrast. A trained model can be saved, loaded and applied to other images.
 """
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QLabel,
@@ -28,6 +27,7 @@ from cellsight.core.progress import Cancelled, ProgressEvent
 from cellsight.gui.config_form import ConfigForm
 from cellsight.gui.layer_utils import layers_of_type, owned_layer
 from cellsight.gui.loss_plot import LossPlot
+from cellsight.gui.model_files import ModelFilesMixin
 from cellsight.gui.workers import start_job
 
 FIELDS = ("steps", "patch_size", "batch_size", "variant", "patch_size_z")
@@ -79,7 +79,7 @@ def axes_choices(layer) -> tuple[str, ...]:
     return choices
 
 
-class DenoiseWidget(QWidget):
+class DenoiseWidget(ModelFilesMixin, QWidget):
     """Train a Noise2Void denoiser on a noisy image and denoise it, with a live preview."""
 
     def __init__(self, napari_viewer):
@@ -288,36 +288,9 @@ class DenoiseWidget(QWidget):
             )
             self._refresh_buttons()
 
-    def _failed(self, exc) -> None:
-        self.status.setText(f"Failed: {exc}")
-
-    def _finished(self) -> None:
-        self.job = None
-        self._set_running(False)
-
     # --- model files ---------------------------------------------------------------
-    def save_model(self, folder) -> None:
-        """Write the current model to ``folder`` (config.yaml, weights.pt, meta.json)."""
-        if self.model is None:
-            raise ValueError("There is no trained model to save.")
-        self.model.save(folder)
-        show_info(f"Model saved to {folder}")
-
     def load_model(self, folder) -> None:
         """Load an N2V model folder and make it the current model."""
         self.model = N2VModel.load(folder)
         self.status.setText(f"Loaded N2V model from {folder}.")
         self._set_running(False)
-
-    def _ask_save(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save model into folder")
-        if folder:
-            self.save_model(folder)
-
-    def _ask_load(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Load model folder")
-        if folder:
-            try:
-                self.load_model(folder)
-            except ValueError as exc:
-                show_error(f"Cannot load model: {exc}")

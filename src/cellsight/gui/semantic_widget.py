@@ -7,11 +7,10 @@ trained so far, and results go to NEW layers (argmax labels + probability maps).
 """
 
 import numpy as np
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QGroupBox,
@@ -28,6 +27,7 @@ from cellsight.core.semantic import SemanticModel, predict_semantic, train_seman
 from cellsight.gui.config_form import ConfigForm
 from cellsight.gui.layer_utils import layers_of_type
 from cellsight.gui.loss_plot import LossPlot
+from cellsight.gui.model_files import ModelFilesMixin
 from cellsight.gui.workers import start_job
 
 NETWORK_FIELDS = ("ndim", "depth", "base_channels", "norm", "upsampling")
@@ -65,7 +65,7 @@ def layer_array(layer) -> np.ndarray:
     return data
 
 
-class SemanticWidget(QWidget):
+class SemanticWidget(ModelFilesMixin, QWidget):
     """Train a U-Net on painted labels and segment images of any size."""
 
     def __init__(self, napari_viewer):
@@ -305,37 +305,10 @@ class SemanticWidget(QWidget):
         if partial is not None:  # the frames finished before the stop
             self._show_prediction(partial)
 
-    def _failed(self, exc) -> None:
-        self.status.setText(f"Failed: {exc}")
-
-    def _finished(self) -> None:
-        self.job = None
-        self._set_running(False)
-
     # --- model files ---------------------------------------------------------------
-    def save_model(self, folder) -> None:
-        """Write the current model to ``folder`` (config.yaml, weights.pt, meta.json)."""
-        if self.model is None:
-            raise ValueError("There is no trained model to save.")
-        self.model.save(folder)
-        show_info(f"Model saved to {folder}")
-
     def load_model(self, folder) -> None:
         """Load a semantic model folder and make it the current model."""
         self.model = SemanticModel.load(folder)
         self._trained(self.model)
         self._set_running(False)
         self._guess_frames()
-
-    def _ask_save(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save model into folder")
-        if folder:
-            self.save_model(folder)
-
-    def _ask_load(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Load model folder")
-        if folder:
-            try:
-                self.load_model(folder)
-            except ValueError as exc:
-                show_error(f"Cannot load model: {exc}")
