@@ -14,7 +14,8 @@ Both methods get the same nucleus diameter per dataset: GOWT1 = median diameter 
 sparse (non-test) GOWT1 annotations; DSB2018 = the diameter the model measures itself
 (``estimate_diameter``), since no other annotated image of that kind exists here. The
 model is also run with its own diameter estimate on GOWT1, and with the given diameter
-off by x0.8 / x1.25, to show how much the size hint matters.
+off by x0.8 / x1.25, to show how much the size hint matters, and with test-time
+augmentation (maps averaged over the 8 flips / 90° rotations).
 
 The baseline (Otsu + distance-transform watershed, ``cellsight.core.classical``) is
 tuned by a grid over its smoothing, seed distance and minimum size, each relative to
@@ -196,10 +197,11 @@ def main() -> None:
     print(f"diameters given: {given}", flush=True)
     params, tuned_ap = tune_baseline(tuning)
 
-    def run_model(factor=1.0, estimate=False):
+    def run_model(factor=1.0, estimate=False, tta=False):
         def seg(it):
             cfg = InstancePredictConfig(
-                diameter=given[it["dataset"]] * factor, estimate_diameter=estimate, device="cpu"
+                diameter=given[it["dataset"]] * factor, estimate_diameter=estimate,
+                test_time_augmentation=tta, device="cpu",
             )
             return segment_instances(model, it["image"], cfg)
         return seg
@@ -218,6 +220,7 @@ def main() -> None:
     }
     methods = {
         "nuclei model (given diameter)": run_model(),
+        "nuclei model (given diameter, test-time augmentation)": run_model(tta=True),
         "nuclei model (estimated diameter)": run_model(estimate=True),
         "nuclei model (diameter x0.8)": run_model(0.8),
         "nuclei model (diameter x1.25)": run_model(1.25),

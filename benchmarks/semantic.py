@@ -10,8 +10,10 @@ Datasets (read from ../shared/data):
   and gets enough context to tell them from the uneven background).
 
 Reports IoU per class on the test images next to Otsu thresholding (Gaussian sigma 1),
-the CPU training wall time, and the throughput of tiled inference relative to one
-untiled forward pass of the same model on the same image.
+for plain prediction and with test-time augmentation (mean over the 8 flips / 90°
+rotations, the dock's and ``--tta`` option), the CPU training wall time, and the
+throughput of tiled inference relative to one untiled forward pass of the same model
+on the same image.
 
 Run from the repository root (one run, about 35 minutes on 2 CPU cores):
 
@@ -112,12 +114,15 @@ def run_em(minutes: float) -> tuple[dict, object]:
     model = train_semantic(tr_i, tr_l, config_for(False, minutes, 128))
     train_s = time.perf_counter() - start
     preds = [predict_semantic(model, im, device="cpu").labels for im in te_i]
+    tta = [predict_semantic(model, im, device="cpu", tta=True).labels for im in te_i]
     otsu_int = [otsu(im) for im in te_i]  # bright = interior, dark = membrane
     return {
         "train_seconds": round(train_s, 1),
         "steps": model.meta["metrics"]["steps_done"],
         "unet_interior_iou": pooled_iou([t == 1 for t in te_l], [p == 1 for p in preds]),
         "unet_membrane_iou": pooled_iou([t == 2 for t in te_l], [p == 2 for p in preds]),
+        "unet_tta_interior_iou": pooled_iou([t == 1 for t in te_l], [p == 1 for p in tta]),
+        "unet_tta_membrane_iou": pooled_iou([t == 2 for t in te_l], [p == 2 for p in tta]),
         "otsu_interior_iou": pooled_iou([t == 1 for t in te_l], otsu_int),
         "otsu_membrane_iou": pooled_iou([t == 2 for t in te_l], [~o for o in otsu_int]),
     }, model
@@ -129,11 +134,13 @@ def run_nih3t3(minutes: float) -> tuple[dict, object, np.ndarray]:
     model = train_semantic(tr_i, tr_m, config_for(True, minutes, 128, scale=0.25))
     train_s = time.perf_counter() - start
     preds = [predict_semantic(model, im, device="cpu").labels == 1 for im in te_i]
+    tta = [predict_semantic(model, im, device="cpu", tta=True).labels == 1 for im in te_i]
     return (
         {
             "train_seconds": round(train_s, 1),
             "steps": model.meta["metrics"]["steps_done"],
             "unet_foreground_iou": pooled_iou(te_m, preds),
+            "unet_tta_foreground_iou": pooled_iou(te_m, tta),
             "otsu_foreground_iou": pooled_iou(te_m, [otsu(im) for im in te_i]),
         },
         model,

@@ -36,6 +36,21 @@ def test_segment_one_image_with_builtin_model(crops, tmp_path, capsys):
     assert match_instances(truth[:160, :160], labels).ap > 0.6
 
 
+def test_segment_with_test_time_augmentation(crops, tmp_path, capsys):
+    folder, paths, truth = crops
+    outs = {}
+    for flag in ([], ["--tta"]):
+        out = tmp_path / f"tta{len(flag)}.tif"
+        assert main(["segment", "--model", "nuclei", "--diameter", "24", "--device", "cpu",
+                     *flag, "--out", str(out), str(paths["b.tif"])]) == 0
+        outs[len(flag)] = read_image(out).data
+    capsys.readouterr()
+    plain, tta = outs[0], outs[1]
+    assert tta.shape == plain.shape == (160, 160)
+    assert (tta > 0).sum() != (plain > 0).sum()  # the averaged maps differ
+    assert match_instances(truth[200:360, 200:360], tta).ap > 0.6
+
+
 def test_segment_several_images_into_a_folder_and_a_t_stack(crops, tmp_path, capsys):
     folder, paths, _ = crops
     out = tmp_path / "labels"

@@ -81,6 +81,13 @@ def test_train_then_segment(data, capsys):
     assert out.shape == (40, 48) and out.dtype == np.uint8
     assert set(np.unique(out)) <= {1, 2}
     assert read_image(data / "p.tif").data.shape == (2, 40, 48)
+    # test-time augmentation: other (averaged) probabilities, same shape
+    args = ["segment", "--mode", "semantic", "--model", str(data / "model"), "--tta"]
+    assert main([*args, "--out", str(data / "o2.tif"), "--probabilities", str(data / "p2.tif"),
+                 str(data / "img.tif")]) == 0
+    p_tta = read_image(data / "p2.tif").data
+    assert p_tta.shape == (2, 40, 48)
+    assert np.abs(p_tta - read_image(data / "p.tif").data).max() > 1e-5
     # a time series, frame by frame
     assert (
         main(

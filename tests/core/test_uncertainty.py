@@ -41,3 +41,16 @@ def test_bad_input():
         u.tta_predict(lambda a: a[None], np.zeros((4, 4)), n_views=1)
     with pytest.raises(ValueError, match="differ"):
         u.rank_objects(np.zeros((4, 4), int), np.zeros((5, 5)))
+
+
+def test_dihedral_views_are_the_eight_symmetries_and_invert():
+    a = np.arange(2 * 3 * 5).reshape(2, 3, 5)  # non-square, with a leading channel axis
+    outs = []
+    for forward, inverse in u.dihedral_views(8):
+        out = forward(a)
+        np.testing.assert_array_equal(inverse(out), a)
+        np.testing.assert_array_equal(out[0], forward(a[0]))  # acts on the last two axes only
+        outs.append(out[0].tobytes() + bytes(out.shape))
+    assert len(set(outs)) == 8
+    with pytest.raises(ValueError, match="1..8 views"):
+        u.dihedral_views(9)

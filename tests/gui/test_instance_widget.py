@@ -109,3 +109,6 @@ def test_model_folder_and_errors(widget, tmp_path):
     w.set_model_folder(tmp_path / "missing")
     assert w.model_source() == str(tmp_path / "missing")
     assert w.post_config().seed_threshold == pytest.approx(w.seed_slider.value(), abs=1e-3)
+    assert w.predict_config().test_time_augmentation is False
+    w.tta_check.setChecked(True)
+    assert w.predict_config().test_time_augmentation is True

@@ -81,6 +81,15 @@ def test_training_keeps_gui_responsive_then_stop_and_predict(setup, qtbot, tmp_p
     assert labels.data.shape == (48, 48) and set(np.unique(labels.data)) <= {1, 2}
     assert np.array_equal(viewer.layers["strokes"].data, _scene()[1])  # user layer untouched
 
+    plain = [layer.data.copy() for layer in viewer.layers[-2:]]  # probability maps
+    widget.tta_check.setChecked(True)  # test-time augmentation: averaged, other maps
+    job = widget.start_predict()
+    qtbot.waitUntil(lambda: widget.job is None, timeout=30_000)
+    assert job.state == "done" and len(viewer.layers) == n_layers + 6
+    averaged = [layer.data for layer in viewer.layers[-2:]]
+    assert max(np.abs(a - b).max() for a, b in zip(plain, averaged, strict=True)) > 1e-5
+    widget.tta_check.setChecked(False)
+
     assert widget.continue_check.isEnabled()
     widget.continue_check.setChecked(True)  # fine-tune the model with the same strokes
     widget.training_form.editors["steps"].setValue(2)

@@ -139,6 +139,7 @@ def segment_instance(args) -> dict:
         estimate_diameter=args.diameter is None and model.config.diameter > 0,
         tile_size=args.tile_size or 512,
         device=args.device,
+        test_time_augmentation=args.tta,
     )
     post = model.config.postprocessing.model_copy()
     for name in ("seed_threshold", "mask_threshold", "min_size"):

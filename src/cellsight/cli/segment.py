@@ -35,6 +35,7 @@ def segment_semantic(args) -> dict:
         tile_shape=tile,
         batch_size=args.batch_size,
         device=args.device,
+        tta=args.tta,
         progress=StderrProgress("segment", 10),
     )
     write_labels(args.out, result.labels, axes=_label_axes(image.axes, result.labels))
@@ -114,6 +115,12 @@ def register(sub) -> None:
     p.add_argument("--axes", help="Axes of IMG from TCZYX, e.g. TYX or ZYX (overrides guessing).")
     p.add_argument("--tile-size", type=int, help="Largest tile side in pixels (default 512).")
     p.add_argument("--batch-size", type=int, default=4, help="Tiles per forward pass.")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="Test-time augmentation: average over the 8 flips / 90-degree rotations "
+        "(8x slower, usually slightly more accurate).",
+    )
     p.add_argument(
         "--device",
         default="auto",

@@ -142,6 +142,12 @@ class InstancePredictConfig(StrictConfig):
         description="Measure the objects' diameter with a first pass of the model (on the "
         "first frame of a series) and rescale accordingly; 'diameter' is then ignored.",
     )
+    test_time_augmentation: bool = Field(
+        False,
+        title="Test-time augmentation",
+        description="Average the maps over the 8 flips / 90° rotations of the image: "
+        "8x the prediction time, usually slightly cleaner outlines and splits.",
+    )
     tile_size: int = Field(
         512,
         ge=32,

@@ -203,7 +203,11 @@ def estimate_diameter(
     Returns 0.0 if the model has no trained diameter or finds nothing.
     """
     config = (config or InstancePredictConfig()).model_copy(
-        update={"estimate_diameter": False, "mode": f"{np.ndim(image)}d"}
+        update={
+            "estimate_diameter": False,
+            "mode": f"{np.ndim(image)}d",
+            "test_time_augmentation": False,  # a size estimate needs no polish
+        }
     )
     target = model.config.diameter
     if target <= 0:
@@ -242,14 +246,14 @@ def _frames(image: np.ndarray, mode: str, ndim_model: int) -> tuple[np.ndarray, 
     return image[None], False
 
 
-def _predict_frame(model, frame, device, tile, progress, should_stop):
+def _predict_frame(model, frame, device, tile, progress, should_stop, tta=False):
     """Maps of one 2D image or 3D stack (a 2D model runs over a stack slice by slice)."""
     slicewise = frame.ndim == 3 and model.config.unet.ndim == 2
     if frame.ndim < model.config.unet.ndim:
         raise ValueError(f"A 3D model cannot segment a 2D image (shape {frame.shape}).")
     pred = predict_semantic(
         model, frame, is_timeseries=slicewise, tile_shape=(tile,) * model.config.unet.ndim,
-        device=device, progress=progress, should_stop=should_stop,
+        device=device, tta=tta, progress=progress, should_stop=should_stop,
     )
     probs = np.moveaxis(pred.probabilities, 1, 0) if slicewise else pred.probabilities
     return maps_from_probabilities(probs)
@@ -300,7 +304,8 @@ def predict_instance_maps(
 
         try:
             fg[t], bd[t] = _predict_frame(
-                scaled, frame, config.device, config.tile_size, frame_progress, should_stop
+                scaled, frame, config.device, config.tile_size, frame_progress, should_stop,
+                tta=config.test_time_augmentation,
             )
         except Cancelled as exc:
             partial = InstanceMaps(fg[:t], bd[:t], True) if has_time and t else None

@@ -14,8 +14,11 @@ from scipy import ndimage as ndi
 from cellsight.core.progress import ProgressEvent, never_stop, no_progress
 
 
-def _transforms(n: int):
-    """(forward, inverse) pairs acting on the last two axes."""
+def dihedral_views(n: int):
+    """(forward, inverse) pairs acting on the last two axes: flips, 90° rotations, transposes.
+
+    The first is the identity; all 8 together are the symmetries of a square.
+    """
     pairs = [
         (lambda a: a, lambda a: a),
         (lambda a: np.flip(a, -1), lambda a: np.flip(a, -1)),
@@ -23,10 +26,21 @@ def _transforms(n: int):
         (lambda a: np.rot90(a, 1, (-2, -1)), lambda a: np.rot90(a, -1, (-2, -1))),
         (lambda a: np.rot90(a, 2, (-2, -1)), lambda a: np.rot90(a, -2, (-2, -1))),
         (lambda a: np.rot90(a, 3, (-2, -1)), lambda a: np.rot90(a, -3, (-2, -1))),
+        (lambda a: np.swapaxes(a, -1, -2), lambda a: np.swapaxes(a, -1, -2)),
+        (
+            lambda a: np.flip(np.swapaxes(a, -1, -2), (-2, -1)),
+            lambda a: np.swapaxes(np.flip(a, (-2, -1)), -1, -2),
+        ),
     ]
-    if not 2 <= n <= len(pairs):
-        raise ValueError(f"Test-time augmentation needs 2..{len(pairs)} views; got {n}.")
+    if not 1 <= n <= len(pairs):
+        raise ValueError(f"Test-time augmentation needs 1..{len(pairs)} views; got {n}.")
     return pairs[:n]
+
+
+def _transforms(n: int):
+    if n < 2:
+        raise ValueError(f"Uncertainty needs 2..8 test-time augmentation views; got {n}.")
+    return dihedral_views(n)
 
 
 def tta_predict(

@@ -110,6 +110,9 @@ class InstanceWidget(QWidget):
         self.diameter_box.setToolTip(InstancePredictConfig.field_help("diameter")[1])
         self.estimate_check = QCheckBox("Estimate diameter")
         self.estimate_check.setToolTip(InstancePredictConfig.field_help("estimate_diameter")[1])
+        title, tip = InstancePredictConfig.field_help("test_time_augmentation")
+        self.tta_check = QCheckBox(title)
+        self.tta_check.setToolTip(tip)
         self.device_box = QComboBox()
         self.device_box.addItems(["auto", "cpu", "cuda", "mps"])
         form = QFormLayout()
@@ -120,6 +123,7 @@ class InstanceWidget(QWidget):
         diameter.addWidget(self.diameter_box)
         diameter.addWidget(self.estimate_check)
         form.addRow("Nucleus diameter", diameter)
+        form.addRow("", self.tta_check)
         form.addRow("Device", self.device_box)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -216,6 +220,7 @@ class InstanceWidget(QWidget):
             mode=MODES[self.mode_box.currentText()],
             diameter=self.diameter_box.value(),
             estimate_diameter=self.estimate_check.isChecked(),
+            test_time_augmentation=self.tta_check.isChecked(),
             device=self.device_box.currentText(),
         )
 

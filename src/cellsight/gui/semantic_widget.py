@@ -105,6 +105,12 @@ class SemanticWidget(ModelFilesMixin, QWidget):
             "training a new one (its network settings are kept)."
         )
         data.addRow("", self.continue_check)
+        self.tta_check = QCheckBox("Test-time augmentation (predict 8x slower)")
+        self.tta_check.setToolTip(
+            "Average the prediction over the 8 flips / 90° rotations of the image: "
+            "smoother, usually slightly more accurate outlines."
+        )
+        data.addRow("", self.tta_check)
         data.addRow("Device", self.device_box)
         layout = QVBoxLayout(self)
         layout.addLayout(data)
@@ -246,6 +252,7 @@ class SemanticWidget(ModelFilesMixin, QWidget):
             image,
             is_timeseries=self.frames_check.isChecked(),
             device=self.device_box.currentText(),
+            tta=self.tta_check.isChecked(),
             name="Semantic prediction",
             on_progress=self._on_progress,
             on_result=self._show_prediction,
