@@ -90,3 +90,58 @@ def test_augmentation_keeps_image_and_target_aligned():
     assert image[0, 2, 3] == 6.0  # input untouched
     warped, wt = random_elastic(image, target, rng)
     assert wt.dtype == target.dtype and set(np.unique(wt)) <= {0, 1}
+
+
+def test_soft_loss_matches_hard_loss_for_one_hot_shares_and_learns_shares():
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 6, 6)
+    target = torch.randint(0, 3, (2, 6, 6))
+    target[0, :2] = -1  # not annotated
+    onehot = F.one_hot(target.clamp(min=0), 3).movedim(-1, 1).float()
+    hard = segmentation_loss(logits, target)
+    assert torch.isclose(segmentation_loss(logits, target, soft=onehot), hard, atol=1e-5)
+    # shares that do not sum to 1 are normalised over the annotated share
+    assert torch.isclose(segmentation_loss(logits, target, soft=0.5 * onehot), hard, atol=1e-5)
+    # the soft cross-entropy is smallest where the softmax equals the shares
+    shares = torch.softmax(torch.randn(1, 2, 4, 4), 1)
+    valid = torch.zeros(1, 4, 4, dtype=torch.long)
+    at_shares = segmentation_loss(shares.log(), valid, dice_weight=0.0, soft=shares)
+    sharper = segmentation_loss(3 * shares.log(), valid, dice_weight=0.0, soft=shares)
+    assert at_shares < sharper
+    # unannotated pixels do not count
+    changed = logits.clone()
+    changed[0, :, :2] = 100.0
+    assert torch.isclose(
+        segmentation_loss(changed, target, soft=onehot),
+        segmentation_loss(logits, target, soft=onehot),
+    )
+
+
+def test_augment_moves_extra_channels_without_changing_their_values():
+    rng = np.random.default_rng(3)
+    image = rng.random((1, 16, 16)).astype(np.float32)
+    shares = np.stack([np.arange(256, dtype=np.float32).reshape(16, 16) / 256] * 2)
+    target = (shares[0] * 4).astype(np.int16)
+    config = TrainConfig(intensity=True, flips=True, rotate90=True)
+    for _ in range(10):
+        out, tgt = augment(np.concatenate([image, shares]), target, config, rng, channels=1)
+        assert out.shape == (3, 16, 16)
+        np.testing.assert_array_equal(np.sort(out[1].ravel()), np.sort(shares[0].ravel()))
+        np.testing.assert_array_equal((out[1] * 4).astype(np.int16), tgt)  # moved together
+
+
+def test_random_zoom_scales_objects_and_keeps_image_and_target_together():
+    from cellsight.core.augment import random_zoom
+
+    yy, xx = np.mgrid[:48, :48]
+    disk = ((yy - 23.5) ** 2 + (xx - 23.5) ** 2 < 100).astype(np.int16)
+    image = disk[None].astype(np.float32)
+    areas = []
+    for seed in range(20):
+        zoomed, target = random_zoom(image, disk, np.random.default_rng(seed))
+        assert zoomed.shape == (1, 48, 48) and target.shape == (48, 48)
+        assert np.mean((zoomed[0] > 0.5) == (target == 1)) > 0.98
+        areas.append(target.sum() / disk.sum())
+    assert min(areas) < 0.85 and max(areas) > 1.2 and 0.6 < min(areas) and max(areas) < 1.6

@@ -87,3 +87,64 @@ def test_bad_training_data():
         train_pixel_classifier([image], [mask[:10]], UNET, _config())
     with pytest.raises(ValueError, match="2D model needs"):
         train_pixel_classifier([image[None]], [mask[None]], UNET, _config())
+
+
+def test_soft_targets_train_and_are_checked():
+    image, mask = _blobs()
+    target = mask.astype(np.uint8) + 1
+    shares = np.stack([~mask, mask]).astype(np.float32)
+    result = train_pixel_classifier(
+        [image], [target], UNET, _config(steps=20), soft_targets=[shares]
+    )
+    assert result.steps_done == 20
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    with pytest.raises(ValueError, match="Soft target 0 has shape"):
+        train_pixel_classifier([image], [target], UNET, _config(), soft_targets=[shares[:1]])
+    with pytest.raises(ValueError, match="NaN"):
+        train_pixel_classifier(
+            [image], [target], UNET, _config(), soft_targets=[shares * np.nan]
+        )
+
+
+def test_mixed_precision_only_where_native(monkeypatch):
+    import torch
+
+    from cellsight.core import training
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(training, "native_bf16", lambda device: False)
+    with training._autocast(cpu, True):
+        assert not torch.is_autocast_enabled("cpu")
+    monkeypatch.setattr(training, "native_bf16", lambda device: True)
+    with training._autocast(cpu, True):
+        assert torch.is_autocast_enabled("cpu")
+    with training._autocast(cpu, False):
+        assert not torch.is_autocast_enabled("cpu")
+    # a bf16 training run on the CPU still learns and hands back float32 weights
+    image, mask = _blobs()
+    result = train_pixel_classifier([image], [mask.astype(np.uint8) + 1], UNET, _config())
+    assert result.history[-1]["loss"] < result.history[0]["loss"]
+    assert all(v.dtype == torch.float32 for v in result.model.state_dict().values()
+               if v.is_floating_point())
+    assert all(v.is_contiguous() for v in result.model.state_dict().values())
+
+
+def test_weight_averaging_keeps_the_mean_of_the_last_steps():
+    import torch
+
+    image, mask = _blobs()
+    targets = [mask.astype(np.uint8) + 1]
+    plain = train_pixel_classifier([image], targets, UNET, _config())
+    averaged = train_pixel_classifier([image], targets, UNET, _config(weight_averaging=0.5))
+    assert plain.averaged_steps == 0
+    assert averaged.averaged_steps == 5  # steps 20..40, one snapshot every 5 steps
+    last = averaged.last_state["model"]
+    state = averaged.model.state_dict()
+    name = next(k for k in state if k.endswith("weight") and state[k].ndim == 4)
+    assert not torch.equal(state[name], last[name])  # not the last weights
+    bn_mean = next(k for k in state if k.endswith("running_mean"))
+    assert not torch.equal(state[bn_mean], last[bn_mean])  # fresh batch-norm statistics
+    # the averaged model still separates the blobs
+    with torch.no_grad():
+        pred = averaged.model(torch.from_numpy(image[None])).argmax(1)[0].numpy() == 1
+    assert (pred == mask).mean() > 0.85

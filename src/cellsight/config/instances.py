@@ -185,6 +185,13 @@ class InstanceConfig(SemanticConfig):
         title="Network",
         description="U-Net architecture (3 output maps: background, interior, boundary).",
     )
+    soft_targets: bool = Field(
+        False,
+        title="Soft targets when shrunk",
+        description="Teach class shares instead of majority classes when the scale shrinks "
+        "images. Off by default for instance models: the thin boundary class and the "
+        "watershed thresholds were tuned on hard targets.",
+    )
     targets: InstanceTargetConfig = Field(
         default_factory=InstanceTargetConfig,
         title="Targets",

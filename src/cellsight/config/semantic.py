@@ -38,6 +38,13 @@ class SemanticConfig(StrictConfig):
         "them: for large objects it gives the network more context and runs about 4x "
         "faster). Results come back at the original size.",
     )
+    soft_targets: bool = Field(
+        True,
+        title="Soft targets when shrunk",
+        description="With a scale below 1, teach each class's share of every shrunk pixel "
+        "instead of only its majority class, so outlines land between pixels once the "
+        "result is enlarged back (no effect at scale 1).",
+    )
     n_classes: int = Field(
         0,
         ge=0,

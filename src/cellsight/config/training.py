@@ -123,6 +123,12 @@ class TrainConfig(StrictConfig):
         title="Intensity / gamma",
         description="Random contrast, brightness and gamma changes.",
     )
+    zoom: bool = Field(
+        False,
+        title="Random zoom",
+        description="Random zoom of Y/X by 0.8-1.25x (objects of varied size; helps with few "
+        "training images).",
+    )
     elastic: bool = Field(
         False,
         title="Elastic deformation",
@@ -135,6 +141,22 @@ class TrainConfig(StrictConfig):
         title="Time limit (minutes)",
         description="Stop training after this many minutes (0 = no limit); the learning-rate "
         "schedule follows whichever of steps and time runs out first.",
+    )
+    weight_averaging: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        title="Weight averaging",
+        description="Share of the run, at its end, over which the weights are averaged "
+        "(stochastic weight averaging); the averaged model is kept instead of the best "
+        "checkpoint. 0 = off (keep the weights with the best validation loss).",
+    )
+    mixed_precision: bool = Field(
+        True,
+        title="Mixed precision",
+        description="Compute in bfloat16 where the device does so natively (CUDA GPUs with "
+        "bf16, CPUs with AVX-512 BF16 or AMX): about twice as fast; weights stay float32. "
+        "Elsewhere training runs in float32 whatever this says.",
     )
     seed: int = Field(0, ge=0, le=2**31 - 1, title="Seed", description="Random seed.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(

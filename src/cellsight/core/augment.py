@@ -69,13 +69,49 @@ def random_elastic(
     return warped, warped_target.astype(target.dtype)
 
 
-def augment(
-    image: np.ndarray, target: np.ndarray, config: TrainConfig, rng: np.random.Generator
+def random_zoom(
+    image: np.ndarray,
+    target: np.ndarray,
+    rng: np.random.Generator,
+    low: float = 0.8,
+    high: float = 1.25,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the augmentations switched on in ``config`` to one patch."""
+    """Zoom Y/X by a random factor in ``[low, high]`` about the patch centre.
+
+    Objects appear larger (factor > 1) or smaller; the patch keeps its shape (edges
+    are mirrored when zooming out). Image linear, target nearest neighbours.
+    """
+    factor = float(np.exp(rng.uniform(np.log(low), np.log(high))))
+    shape = target.shape
+    coords = list(np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij"))
+    for axis in (-2, -1):
+        centre = (shape[axis] - 1) / 2.0
+        coords[axis] = centre + (coords[axis] - centre) / factor
+    zoomed = np.stack(
+        [ndi.map_coordinates(ch, coords, order=1, mode="mirror") for ch in image]
+    ).astype(np.float32)
+    zoomed_target = ndi.map_coordinates(target, coords, order=0, mode="mirror")
+    return zoomed, zoomed_target.astype(target.dtype)
+
+
+def augment(
+    image: np.ndarray,
+    target: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    channels: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the augmentations switched on in ``config`` to one patch.
+
+    ``channels``: how many leading image channels are intensities (the default: all);
+    later ones (e.g. soft class shares) are moved and deformed but keep their values.
+    """
     image, target = random_flips_rotations(image, target, rng, config.flips, config.rotate90)
+    if config.zoom and rng.random() < 0.5:
+        image, target = random_zoom(image, target, rng)
     if config.elastic and rng.random() < 0.5:
         image, target = random_elastic(image, target, rng)
     if config.intensity:
-        image = random_intensity(image, rng)
+        n = image.shape[0] if channels is None else channels
+        image = np.concatenate([random_intensity(image[:n], rng), image[n:]])
     return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(target)

@@ -56,6 +56,25 @@ def select_device(name: str = "auto"):
     return torch.device(name)
 
 
+def native_bf16(device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (so autocast to it speeds things up).
+
+    CUDA GPUs that support bf16, and CPUs whose oneDNN has bf16 kernels (AVX-512 BF16 or
+    AMX); on other CPUs bf16 is emulated and slower than float32, so this says False.
+    """
+    import torch
+
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type == "cpu":
+        check = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
+        try:
+            return bool(check is not None and torch.backends.mkldnn.is_available() and check())
+        except RuntimeError:
+            return False
+    return False
+
+
 def device_summary() -> dict:
     """Describe the compute environment (for ``cellsight info``)."""
     if importlib.util.find_spec("torch") is None:
@@ -68,6 +87,7 @@ def device_summary() -> dict:
         "mps_available": _has_mps(torch),
         "auto_device": str(select_device("auto")),
         "cpu_threads": torch.get_num_threads(),
+        "cpu_native_bf16": native_bf16(torch.device("cpu")),
     }
     if info["cuda_available"]:
         info["cuda_device"] = torch.cuda.get_device_name(0)

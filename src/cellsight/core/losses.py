@@ -37,10 +37,50 @@ def masked_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float =
     return 1.0 - dice.mean()
 
 
+def _soft_shares(target: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """Class shares normalised to sum 1 on annotated pixels, 0 elsewhere."""
+    valid = (target != IGNORE).unsqueeze(1)
+    total = soft.float().sum(1, keepdim=True)
+    return torch.where(valid & (total > 0), soft.float() / total.clamp(min=1e-6), 0.0)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, soft: torch.Tensor):
+    """Mean cross-entropy against class shares ``soft`` over pixels ``target`` annotates."""
+    valid = target != IGNORE
+    if not valid.any():
+        return logits.sum() * 0.0
+    shares = _soft_shares(target, soft)
+    per_pixel = -(shares * torch.log_softmax(logits.float(), dim=1)).sum(1)
+    return per_pixel[valid].mean()
+
+
+def soft_dice_loss(logits, target, soft, smooth: float = 1.0):
+    """:func:`masked_dice_loss` with class shares in place of one-hot targets."""
+    valid = (target != IGNORE).unsqueeze(1).float()
+    probs = torch.softmax(logits.float(), dim=1) * valid
+    shares = _soft_shares(target, soft)
+    dims = (0, *range(2, logits.ndim))
+    inter = (probs * shares).sum(dims)
+    denom = probs.sum(dims) + shares.sum(dims)
+    return 1.0 - ((2 * inter + smooth) / (denom + smooth)).mean()
+
+
 def segmentation_loss(
-    logits: torch.Tensor, target: torch.Tensor, dice_weight: float = 1.0
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    dice_weight: float = 1.0,
+    soft: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Cross-entropy + ``dice_weight`` x Dice loss, both over annotated pixels."""
+    """Cross-entropy + ``dice_weight`` x Dice loss, both over annotated pixels.
+
+    With ``soft`` (``(N, K, *spatial)`` class shares) both terms compare with the
+    shares instead of the hard classes; ``target`` still says which pixels count.
+    """
+    if soft is not None:
+        loss = soft_cross_entropy(logits, target, soft)
+        if dice_weight:
+            loss = loss + dice_weight * soft_dice_loss(logits, target, soft)
+        return loss
     loss = masked_cross_entropy(logits, target)
     if dice_weight:
         loss = loss + dice_weight * masked_dice_loss(logits, target)

@@ -48,17 +48,32 @@ def resize_labels(
         out = resize(labels, shape, order=0, mode="edge", anti_aliasing=False, preserve_range=True)
         return out.astype(labels.dtype)
 
-    def fraction(mask: np.ndarray) -> np.ndarray:
-        return resize(mask.astype(np.float32), shape, order=1, mode="edge", anti_aliasing=True)
-
-    best = np.zeros(shape, np.float32)
     out = np.zeros(shape, labels.dtype)
-    for value in np.unique(labels):
-        if value == 0:
-            continue
-        f = fraction(labels == value)
-        better = f > best
-        best[better] = f[better]
-        out[better] = value
-    out[fraction(labels != 0) < min_annotated] = 0
+    values = [v for v in np.unique(labels) if v != 0]
+    fractions = label_fractions(labels, shape, values)
+    if values:
+        best = fractions.argmax(0)
+        out[...] = np.asarray(values, labels.dtype)[best]
+    out[_fraction(labels != 0, shape) < min_annotated] = 0
+    return out
+
+
+def _fraction(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Share of each output pixel that ``mask`` covers (aligned as in resize_channels)."""
+    return resize(mask.astype(np.float32), shape, order=1, mode="edge", anti_aliasing=True)
+
+
+def label_fractions(labels: np.ndarray, shape: Sequence[int], values: Sequence[int]) -> np.ndarray:
+    """Share of every output pixel covered by each label value, ``(len(values), *shape)``.
+
+    The soft counterpart of :func:`resize_labels` when shrinking: class ``values[k]``
+    covers ``out[k]`` of each resized pixel (measured with the smoothing and alignment
+    of :func:`resize_channels`). Unannotated input (0) is counted by no channel, so the
+    channels sum to the annotated share.
+    """
+    shape = tuple(shape)
+    labels = np.asarray(labels)
+    out = np.zeros((len(values), *shape), np.float32)
+    for k, value in enumerate(values):
+        out[k] = np.clip(_fraction(labels == value, shape), 0.0, 1.0)
     return out

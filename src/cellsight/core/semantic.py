@@ -27,7 +27,7 @@ from cellsight.core.progress import (
     never_stop,
     no_progress,
 )
-from cellsight.core.resize import resize_channels, resize_labels, scaled_shape
+from cellsight.core.resize import label_fractions, resize_channels, resize_labels, scaled_shape
 from cellsight.core.tiling import predict_tiled
 from cellsight.core.training import train_pixel_classifier
 from cellsight.core.uncertainty import dihedral_views
@@ -214,6 +214,12 @@ def train_semantic(
     )
     config = config.model_copy(update={"normalization": norm})
     inputs = [_scaled(_normalize(f, config), config.scale) for f in frames]
+    soft = None
+    if config.scale < 1.0 and config.soft_targets:
+        values = list(range(1, config.n_classes + 1))
+        soft = [
+            label_fractions(t, i.shape[1:], values) for t, i in zip(targets, inputs, strict=True)
+        ]
     if config.scale != 1.0:
         targets = [resize_labels(t, i.shape[1:]) for t, i in zip(targets, inputs, strict=True)]
     meta = {
@@ -231,6 +237,7 @@ def train_semantic(
         config.unet,
         config.training,
         init_state=state,
+        soft_targets=soft,
         on_checkpoint=on_checkpoint,
         progress=progress,
         should_stop=should_stop,
@@ -240,6 +247,7 @@ def train_semantic(
         "best_score": result.best_score,
         "steps_done": result.steps_done,
         "stop_reason": result.stop_reason,
+        "averaged_snapshots": result.averaged_steps,
         "train_seconds": round(time.perf_counter() - start, 1),
         "history": result.history,
     }

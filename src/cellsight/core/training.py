@@ -19,7 +19,7 @@ import torch
 from cellsight.config.training import TrainConfig
 from cellsight.config.unet import UNetConfig
 from cellsight.core.augment import augment
-from cellsight.core.device import select_device
+from cellsight.core.device import native_bf16, select_device
 from cellsight.core.losses import segmentation_loss
 from cellsight.core.patches import PatchSampler, split_validation, to_internal, validation_patches
 from cellsight.core.progress import (
@@ -33,6 +33,8 @@ from cellsight.core.unet import UNet, size_divisor
 
 CheckpointCallback = Callable[[str, dict[str, Any]], None]
 REPORT_INTERVAL_S = 0.1
+AVERAGE_EVERY = 5  # steps between weight-averaging updates
+BN_BATCHES = 16  # training batches that set the averaged model's batch-norm statistics
 
 
 @dataclass
@@ -59,10 +61,18 @@ class TrainResult:
     best_score: float = math.inf
     steps_done: int = 0
     stop_reason: str = "completed"
+    averaged_steps: int = 0
 
 
 def _state_copy(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return {
+        k: v.detach().to("cpu", copy=True).contiguous() for k, v in model.state_dict().items()
+    }
+
+
+def memory_format_for(ndim: int) -> torch.memory_format:
+    """Channels-last layout (faster convolutions with oneDNN and cuDNN) for 2D or 3D data."""
+    return torch.channels_last if ndim == 2 else torch.channels_last_3d
 
 
 def patch_shape_for(
@@ -95,38 +105,64 @@ def _check_data(images, targets, unet: UNetConfig) -> None:
             )
 
 
+def _check_soft(soft, targets, unet: UNetConfig) -> None:
+    if len(soft) != len(targets):
+        raise ValueError(f"Need one soft target per label map; got {len(soft)} for {len(targets)}.")
+    for i, (s, t) in enumerate(zip(soft, targets, strict=True)):
+        if s.shape != (unet.out_channels, *t.shape):
+            raise ValueError(
+                f"Soft target {i} has shape {s.shape}; expected {(unet.out_channels, *t.shape)} "
+                "(one share per class over the label map's shape)."
+            )
+        if not np.isfinite(s).all():
+            raise ValueError(f"Soft target {i} holds NaN or infinite values.")
+
+
 class _Batches:
-    """Augmented training batches as tensors on the device."""
+    """Augmented training batches as tensors on the device.
 
-    def __init__(self, sampler: PatchSampler, config: TrainConfig, device, rng):
+    With soft targets the sampler's images carry the class fractions as extra
+    channels after the ``channels`` image channels, so crops, flips, rotations and
+    deformations move them with the image; they are split off here.
+    """
+
+    def __init__(self, sampler: PatchSampler, config: TrainConfig, device, rng, layout, channels):
         self.sampler, self.config, self.device, self.rng = sampler, config, device, rng
+        self.layout, self.channels = layout, channels
 
-    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def next(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         pairs = [
-            augment(*self.sampler.sample(), self.config, self.rng)
+            augment(*self.sampler.sample(), self.config, self.rng, channels=self.channels)
             for _ in range(self.config.batch_size)
         ]
-        x = torch.from_numpy(np.stack([p[0] for p in pairs])).to(self.device)
+        stacked = np.stack([p[0] for p in pairs])
+        x = torch.from_numpy(stacked[:, : self.channels]).to(self.device, memory_format=self.layout)
         y = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.int64)).to(self.device)
-        return x, y
+        soft = None
+        if stacked.shape[1] > self.channels:
+            soft = torch.from_numpy(np.ascontiguousarray(stacked[:, self.channels :]))
+            soft = soft.to(self.device)
+        return x, y, soft
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def _autocast(device: torch.device, mixed: bool):
+    """bfloat16 autocast where the device computes it natively, else a no-op context."""
+    if mixed and native_bf16(device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return torch.autocast(device.type, enabled=False)
 
 
-def _validate(model, val, batch_size, device, dice_weight) -> float:
+def _validate(model, val, config: TrainConfig, device, layout) -> float:
     images, targets = val
+    batch_size = config.batch_size
     model.eval()
     total = 0.0
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(images[i : i + batch_size]).to(device)
+            x = torch.from_numpy(images[i : i + batch_size]).to(device, memory_format=layout)
             y = torch.from_numpy(targets[i : i + batch_size].astype(np.int64)).to(device)
-            with _autocast(device):
-                loss = segmentation_loss(model(x), y, dice_weight)
+            with _autocast(device, config.mixed_precision):
+                loss = segmentation_loss(model(x), y, config.dice_weight)
             total += float(loss) * len(x)
     model.train()
     return total / len(images)
@@ -135,8 +171,8 @@ def _validate(model, val, batch_size, device, dice_weight) -> float:
 class _Loop:
     """State of one training run (kept small so each method stays readable)."""
 
-    def __init__(self, model, config: TrainConfig, device, on_checkpoint, progress):
-        self.model, self.config, self.device = model, config, device
+    def __init__(self, model, config: TrainConfig, device, on_checkpoint, progress, layout):
+        self.model, self.config, self.device, self.layout = model, config, device, layout
         self.on_checkpoint, self.progress = on_checkpoint, progress
         self.opt = torch.optim.AdamW(
             model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -147,6 +183,7 @@ class _Loop:
             self.opt, lambda _: 0.05 + 0.475 * (1 + math.cos(math.pi * self.fraction_done()))
         )
         self.result = TrainResult(model=model, last_state={})
+        self.averaged: torch.optim.swa_utils.AveragedModel | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.ema: float | None = None
         self.bad_checks = 0
@@ -170,18 +207,30 @@ class _Loop:
         for group in self.opt.param_groups:
             group["lr"] = group["initial_lr"] = self.config.learning_rate
 
-    def step(self, x, y) -> float:
-        with _autocast(self.device):
+    def step(self, x, y, soft=None) -> float:
+        with _autocast(self.device, self.config.mixed_precision):
             logits = self.model(x)
-        loss = segmentation_loss(logits, y, self.config.dice_weight)
+        loss = segmentation_loss(logits, y, self.config.dice_weight, soft)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         self.steps_done += 1
         self.sched.step()
+        self._average()
         value = float(loss.detach())
         self.ema = value if self.ema is None else 0.95 * self.ema + 0.05 * value
         return value
+
+    def _average(self) -> None:
+        """Running mean of the weights over the last part of training (when configured)."""
+        cfg = self.config
+        if not cfg.weight_averaging or self.fraction_done() < 1.0 - cfg.weight_averaging:
+            return
+        if self.averaged is None:
+            self.averaged = torch.optim.swa_utils.AveragedModel(self.model)
+        if self.steps_done % AVERAGE_EVERY == 0:
+            self.averaged.update_parameters(self.model)
+            self.result.averaged_steps += 1
 
     def report(self, step: int, values: dict, force: bool = False) -> None:
         now = time.monotonic()
@@ -202,7 +251,7 @@ class _Loop:
         """Validate, keep the best weights; return True when it is time to stop early."""
         cfg = self.config
         val_loss = (
-            _validate(self.model, val, cfg.batch_size, self.device, cfg.dice_weight)
+            _validate(self.model, val, cfg, self.device, self.layout)
             if val is not None
             else None
         )
@@ -220,18 +269,29 @@ class _Loop:
         self.checkpoint_last(step)
         return bool(cfg.patience) and self.bad_checks >= cfg.patience
 
-    def finish(self) -> TrainResult:
-        if self.best_state is not None:
+    def finish(self, batches=None) -> TrainResult:
+        if self.averaged is not None and self.result.averaged_steps and batches is not None:
+            # averaged weights need batch-norm statistics of their own
+            inputs = [batches.next()[0] for _ in range(BN_BATCHES)]
+            torch.optim.swa_utils.update_bn(inputs, self.averaged, device=self.device)
+            self.model.load_state_dict(self.averaged.module.state_dict())
+        elif self.best_state is not None:
             self.model.load_state_dict(self.best_state)
-        self.model.cpu().eval()
+        self.model.to("cpu", memory_format=torch.contiguous_format).eval()
         return self.result
 
 
-def _prepare_data(images, targets, unet_config, config, rng):
-    """Patch sampler over the training stripes and fixed validation patches (or None)."""
+def _prepare_data(images, targets, unet_config, config, rng, soft=None):
+    """Patch sampler over the training stripes and fixed validation patches (or None).
+
+    ``soft`` class fractions ride along as extra image channels (see :class:`_Batches`);
+    validation uses the hard classes only.
+    """
     patch = patch_shape_for(config, unet_config, [t.shape for t in targets])
     train_t, val_t = split_validation([to_internal(t) for t in targets], config.val_fraction)
     val = validation_patches(images, val_t, patch, rng) if val_t else None
+    if soft is not None:
+        images = [np.concatenate([i, s]) for i, s in zip(images, soft, strict=True)]
     sampler = PatchSampler(
         images, train_t, patch, unet_config.out_channels, config.annotated_fraction, rng
     )
@@ -270,6 +330,7 @@ def train_pixel_classifier(
     config: TrainConfig,
     *,
     init_state: dict | None = None,
+    soft_targets: Sequence[np.ndarray] | None = None,
     on_checkpoint: CheckpointCallback | None = None,
     progress: ProgressCallback = no_progress,
     should_stop: StopCallback = never_stop,
@@ -288,6 +349,10 @@ def train_pixel_classifier(
     init_state : dict, optional
         ``{"model": state_dict, "optimizer": state_dict}`` to start from (fine-tuning or
         resuming); the optimiser state is used when it fits.
+    soft_targets : sequence of numpy.ndarray, optional
+        ``(K, *spatial)`` share of each pixel covered by each class (e.g. label maps
+        shrunk to a model's scale); the loss then learns these shares instead of the
+        hard classes, over the pixels ``targets`` marks as annotated.
     on_checkpoint : callable, optional
         ``on_checkpoint(kind, payload)`` with kind ``"best"`` (``{"model", "step",
         "score"}``) or ``"last"`` (``{"model", "optimizer", "step"}``), e.g. to save them.
@@ -303,16 +368,20 @@ def train_pixel_classifier(
     images = [np.asarray(i, np.float32) for i in images]
     targets = [np.asarray(t) for t in targets]
     _check_data(images, targets, unet_config)
+    if soft_targets is not None:
+        soft_targets = [np.asarray(s, np.float32) for s in soft_targets]
+        _check_soft(soft_targets, targets, unet_config)
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     device = select_device(config.device)
     model = UNet(unet_config)
     if init_state and init_state.get("model"):
         model.load_state_dict(init_state["model"])
-    model.to(device).train()
-    sampler, val = _prepare_data(images, targets, unet_config, config, rng)
-    batches = _Batches(sampler, config, device, rng)
-    loop = _Loop(model, config, device, on_checkpoint, progress)
+    layout = memory_format_for(unet_config.ndim)
+    model.to(device, memory_format=layout).train()
+    sampler, val = _prepare_data(images, targets, unet_config, config, rng, soft_targets)
+    batches = _Batches(sampler, config, device, rng, layout, unet_config.in_channels)
+    loop = _Loop(model, config, device, on_checkpoint, progress, layout)
     loop.load_optimizer((init_state or {}).get("optimizer"))
     try:
         step = _run(loop, batches, val, should_stop)
@@ -320,4 +389,5 @@ def train_pixel_classifier(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     loop.result.steps_done = step
-    return loop.finish()
+    cancelled = loop.result.stop_reason == "cancelled"
+    return loop.finish(None if cancelled else batches)

@@ -43,7 +43,10 @@ TRAINING_FIELDS = (
     "flips",
     "rotate90",
     "intensity",
+    "zoom",
     "elastic",
+    "weight_averaging",
+    "mixed_precision",
 )
 
 
@@ -74,7 +77,7 @@ class SemanticWidget(ModelFilesMixin, QWidget):
         self.job = None
         self.model: SemanticModel | None = None
         defaults = SemanticConfig()
-        self.data_form = ConfigForm(defaults, ("scale",))
+        self.data_form = ConfigForm(defaults, ("scale", "soft_targets"))
         self.network_form = ConfigForm(defaults.unet, NETWORK_FIELDS)
         self.training_form = ConfigForm(defaults.training, TRAINING_FIELDS)
         self._build(defaults)
@@ -193,7 +196,7 @@ class SemanticWidget(ModelFilesMixin, QWidget):
         """The parameters currently set in the widget."""
         return SemanticConfig(
             zero_is_background=self.background_check.isChecked(),
-            scale=self.data_form.values()["scale"],
+            **self.data_form.values(),
             unet=self.network_form.config(),
             training=self.training_form.config(device=self.device_box.currentText()),
         )
