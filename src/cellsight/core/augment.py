@@ -41,6 +41,20 @@ def random_intensity(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def _pixel_grid(shape) -> list[np.ndarray]:
+    """Pixel coordinates of a patch, one float array per axis."""
+    return list(np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij"))
+
+
+def _resample(image, target, coords, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read image (linear) and target (nearest, ids stay ids) at ``coords``."""
+    moved = np.stack(
+        [ndi.map_coordinates(ch, coords, order=1, mode=mode) for ch in image]
+    ).astype(np.float32)
+    moved_target = ndi.map_coordinates(target, coords, order=0, mode=mode)
+    return moved, moved_target.astype(target.dtype)
+
+
 def random_elastic(
     image: np.ndarray,
     target: np.ndarray,
@@ -54,7 +68,7 @@ def random_elastic(
     whole numbers).
     """
     shape = target.shape
-    coords = list(np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij"))
+    coords = _pixel_grid(shape)
     for axis in range(len(shape)):
         coarse = rng.normal(0.0, alpha / 2, size=(grid,) * len(shape)).astype(np.float32)
         zoom = [s / grid for s in shape]
@@ -62,11 +76,7 @@ def random_elastic(
             coords[axis]
             + ndi.zoom(coarse, zoom, order=3, mode="nearest")[tuple(slice(0, s) for s in shape)]
         )
-    warped = np.stack(
-        [ndi.map_coordinates(ch, coords, order=1, mode="reflect") for ch in image]
-    ).astype(np.float32)
-    warped_target = ndi.map_coordinates(target, coords, order=0, mode="reflect")
-    return warped, warped_target.astype(target.dtype)
+    return _resample(image, target, coords, "reflect")
 
 
 def random_zoom(
@@ -83,15 +93,11 @@ def random_zoom(
     """
     factor = float(np.exp(rng.uniform(np.log(low), np.log(high))))
     shape = target.shape
-    coords = list(np.meshgrid(*(np.arange(s, dtype=np.float32) for s in shape), indexing="ij"))
+    coords = _pixel_grid(shape)
     for axis in (-2, -1):
         centre = (shape[axis] - 1) / 2.0
         coords[axis] = centre + (coords[axis] - centre) / factor
-    zoomed = np.stack(
-        [ndi.map_coordinates(ch, coords, order=1, mode="mirror") for ch in image]
-    ).astype(np.float32)
-    zoomed_target = ndi.map_coordinates(target, coords, order=0, mode="mirror")
-    return zoomed, zoomed_target.astype(target.dtype)
+    return _resample(image, target, coords, "mirror")
 
 
 def augment(

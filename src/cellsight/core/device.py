@@ -1,5 +1,6 @@
 """Compute-device selection: ``auto`` means CUDA, then Apple MPS, then CPU."""
 
+import functools
 import importlib.util
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -56,6 +57,7 @@ def select_device(name: str = "auto"):
     return torch.device(name)
 
 
+@functools.cache
 def native_bf16(device) -> bool:
     """Whether ``device`` computes bfloat16 natively (so autocast to it speeds things up).
 

@@ -44,21 +44,22 @@ def _soft_shares(target: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
     return torch.where(valid & (total > 0), soft.float() / total.clamp(min=1e-6), 0.0)
 
 
-def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, soft: torch.Tensor):
-    """Mean cross-entropy against class shares ``soft`` over pixels ``target`` annotates."""
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, shares: torch.Tensor):
+    """Mean cross-entropy against normalised class ``shares`` on annotated pixels.
+
+    ``shares`` come from :func:`_soft_shares`; ``target`` says which pixels count.
+    """
     valid = target != IGNORE
     if not valid.any():
         return logits.sum() * 0.0
-    shares = _soft_shares(target, soft)
     per_pixel = -(shares * torch.log_softmax(logits.float(), dim=1)).sum(1)
     return per_pixel[valid].mean()
 
 
-def soft_dice_loss(logits, target, soft, smooth: float = 1.0):
-    """:func:`masked_dice_loss` with class shares in place of one-hot targets."""
+def soft_dice_loss(logits, target, shares, smooth: float = 1.0):
+    """:func:`masked_dice_loss` with normalised class shares in place of one-hot targets."""
     valid = (target != IGNORE).unsqueeze(1).float()
     probs = torch.softmax(logits.float(), dim=1) * valid
-    shares = _soft_shares(target, soft)
     dims = (0, *range(2, logits.ndim))
     inter = (probs * shares).sum(dims)
     denom = probs.sum(dims) + shares.sum(dims)
@@ -77,9 +78,10 @@ def segmentation_loss(
     shares instead of the hard classes; ``target`` still says which pixels count.
     """
     if soft is not None:
-        loss = soft_cross_entropy(logits, target, soft)
+        shares = _soft_shares(target, soft)
+        loss = soft_cross_entropy(logits, target, shares)
         if dice_weight:
-            loss = loss + dice_weight * soft_dice_loss(logits, target, soft)
+            loss = loss + dice_weight * soft_dice_loss(logits, target, shares)
         return loss
     loss = masked_cross_entropy(logits, target)
     if dice_weight:
