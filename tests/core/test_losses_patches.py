@@ -64,6 +64,27 @@ def test_sampler_prefers_annotated_pixels_and_rare_classes():
         PatchSampler([image], [np.full((200, 200), -1, np.int16)], (16, 16), 2, 1.0, rng)
 
 
+def test_sampler_revisits_hard_pixels():
+    rng = np.random.default_rng(0)
+    image = np.zeros((1, 200, 200), np.float32)
+    target = np.zeros((200, 200), np.int16)
+    hard = np.zeros((200, 200), bool)
+    hard[150:152, 20:22] = True  # four pixels in a corner
+    sampler = PatchSampler([image], [target], (16, 16), 1, 1.0, rng, hard_fraction=0.5)
+    image[0, 150:152, 20:22] = 1.0  # marks the hard pixels in the sampled images
+
+    def share_on_hard():
+        return np.mean([sampler.sample()[0].max() > 0 for _ in range(400)])
+
+    before = share_on_hard()
+    sampler.set_hard(0, hard)
+    assert sampler.hard_pixels == 4
+    after = share_on_hard()
+    assert before < 0.05 and 0.4 < after < 0.6
+    sampler.set_hard(0, np.zeros_like(hard))  # nothing wrong any more: back to normal
+    assert sampler.hard_pixels == 0 and share_on_hard() < 0.05
+
+
 def test_small_images_are_padded_and_val_patches_cover_stripe():
     rng = np.random.default_rng(0)
     image = np.ones((1, 10, 12), np.float32)

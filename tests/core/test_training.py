@@ -148,3 +148,36 @@ def test_weight_averaging_keeps_the_mean_of_the_last_steps():
     with torch.no_grad():
         pred = averaged.model(torch.from_numpy(image[None])).argmax(1)[0].numpy() == 1
     assert (pred == mask).mean() > 0.85
+
+
+def test_hard_mining_marks_the_pixels_the_model_gets_wrong(monkeypatch):
+    import torch
+
+    from cellsight.core import training
+    from cellsight.core.unet import UNet
+
+    image, mask = _blobs()
+    marked = []
+    original = training.PatchSampler.set_hard
+
+    def spy(self, index, hard):
+        marked.append(hard.copy())
+        original(self, index, hard)
+
+    monkeypatch.setattr(training.PatchSampler, "set_hard", spy)
+    monkeypatch.setattr(training, "MINING_BUDGET", 10.0)  # no time limit in the test
+    targets = [mask.astype(np.uint8) + 1]
+    config = _config(hard_mining=0.5, val_fraction=0.0)
+    result = train_pixel_classifier([image], targets, UNET, config)
+    assert len(marked) == 4  # one image, at each of the 4 validations
+    assert marked[0].shape == mask.shape and marked[0].any()  # an untrained net errs
+    last = UNet(UNET)
+    last.load_state_dict(result.last_state["model"])
+    with torch.no_grad():
+        pred = last.eval()(torch.from_numpy(image[None])).argmax(1)[0].numpy()
+    # the last marks are the errors of the weights at the last validation
+    assert np.array_equal(marked[-1], pred != mask)
+    plain = []
+    monkeypatch.setattr(training.PatchSampler, "set_hard", lambda *a: plain.append(a))
+    train_pixel_classifier([image], targets, UNET, _config())
+    assert plain == []  # off by default

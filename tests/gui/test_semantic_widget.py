@@ -136,10 +136,12 @@ def test_new_training_options_reach_the_config(setup):
     assert widget.config().soft_targets and widget.config().training.mixed_precision
     widget.training_form.editors["zoom"].setChecked(True)
     widget.training_form.editors["weight_averaging"].setValue(0.3)
+    widget.training_form.editors["hard_mining"].setValue(0.25)
     widget.training_form.editors["mixed_precision"].setChecked(False)
     widget.data_form.editors["soft_targets"].setChecked(False)
     widget.data_form.editors["scale"].setValue(0.5)
     config = widget.config()
     assert config.training.zoom and config.training.weight_averaging == pytest.approx(0.3)
+    assert config.training.hard_mining == pytest.approx(0.25)
     assert not config.training.mixed_precision and not config.soft_targets
     assert config.scale == pytest.approx(0.5)

@@ -66,6 +66,9 @@ class PatchSampler:
     A class is chosen uniformly among the annotated classes, then an annotated pixel
     of that class, then a patch around it (jittered, clipped to the image). With
     probability ``1 - annotated_fraction`` the patch is placed uniformly instead.
+    With probability ``hard_fraction`` (taken first) the patch is centred on one of
+    the "hard" pixels set by :meth:`set_hard` (e.g. those the model gets wrong), when
+    there are any.
     """
 
     images: list[np.ndarray]
@@ -74,6 +77,7 @@ class PatchSampler:
     n_classes: int
     annotated_fraction: float
     rng: np.random.Generator
+    hard_fraction: float = 0.0
 
     def __post_init__(self):
         pairs = [
@@ -94,15 +98,31 @@ class PatchSampler:
         if not self._where:
             raise ValueError("The labels hold no annotated pixels (all 0): nothing to train on.")
         self._classes = sorted(self._where)
+        self._hard: dict[int, np.ndarray] = {}
+
+    def set_hard(self, index: int, mask: np.ndarray) -> None:
+        """Mark the pixels of image ``index`` (a boolean mask of its target's shape) as hard."""
+        idx = np.flatnonzero(mask)
+        if idx.size > MAX_INDICES_PER_CLASS:
+            idx = self.rng.choice(idx, MAX_INDICES_PER_CLASS, replace=False)
+        if idx.size:
+            self._hard[index] = idx.astype(np.int64)
+        else:
+            self._hard.pop(index, None)
+
+    @property
+    def hard_pixels(self) -> int:
+        """Number of pixels currently marked hard (after subsampling)."""
+        return sum(i.size for i in self._hard.values())
 
     @property
     def classes_present(self) -> list[int]:
         """Internal class ids (0-based) that have at least one annotated pixel."""
         return list(self._classes)
 
-    def _centred(self) -> tuple[int, tuple[int, ...]]:
-        c = self._classes[int(self.rng.integers(len(self._classes)))]
-        k, idx = self._where[c][int(self.rng.integers(len(self._where[c])))]
+    def _pick(self, where: list[tuple[int, np.ndarray]]) -> tuple[int, tuple[int, ...]]:
+        """Image and patch start around a random pixel of a random ``(image, indices)``."""
+        k, idx = where[int(self.rng.integers(len(where)))]
         point = np.unravel_index(int(idx[int(self.rng.integers(idx.size))]), self.targets[k].shape)
         starts = []
         for p, size, ps in zip(point, self.targets[k].shape, self.patch_shape, strict=True):
@@ -112,8 +132,11 @@ class PatchSampler:
 
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         """Return one ``(image (C, *patch), target (*patch))`` pair (views)."""
-        if self.rng.random() < self.annotated_fraction:
-            k, starts = self._centred()
+        if self._hard and self.rng.random() < self.hard_fraction:
+            k, starts = self._pick(list(self._hard.items()))
+        elif self.rng.random() < self.annotated_fraction:
+            c = self._classes[int(self.rng.integers(len(self._classes)))]
+            k, starts = self._pick(self._where[c])
         else:
             k = int(self.rng.integers(len(self.targets)))
             shape = self.targets[k].shape

@@ -29,12 +29,14 @@ from cellsight.core.progress import (
     never_stop,
     no_progress,
 )
+from cellsight.core.tiling import predict_tiled
 from cellsight.core.unet import UNet, size_divisor
 
 CheckpointCallback = Callable[[str, dict[str, Any]], None]
 REPORT_INTERVAL_S = 0.1
 AVERAGE_EVERY = 5  # steps between weight-averaging updates
 BN_BATCHES = 16  # training batches that set the averaged model's batch-norm statistics
+MINING_BUDGET = 0.1  # most of the training time spent finding hard pixels
 
 
 @dataclass
@@ -145,6 +147,39 @@ class _Batches:
         return x, y, soft
 
 
+class _HardPixels:
+    """Finds the training pixels the model gets wrong, for the sampler to revisit.
+
+    At every validation point it predicts training images in turn (whole images,
+    tiled) and marks their annotated pixels whose predicted class is wrong as hard, as
+    long as the time spent doing so stays under ``MINING_BUDGET`` of the training time.
+    """
+
+    def __init__(self, sampler: PatchSampler, config: TrainConfig, device, channels):
+        self.sampler, self.config, self.device, self.channels = sampler, config, device, channels
+        self.next_image = 0
+        self.spent = 0.0
+        self.passes = 0
+
+    def refresh(self, model, elapsed: float) -> None:
+        if not self.config.hard_mining:
+            return
+        n = len(self.sampler.targets)
+        for _ in range(n):
+            if self.spent > MINING_BUDGET * elapsed:
+                break
+            started = time.monotonic()
+            k = self.next_image
+            image, target = self.sampler.images[k][: self.channels], self.sampler.targets[k]
+            logits = predict_tiled(
+                model, image, device=self.device, amp=self.config.mixed_precision
+            )
+            self.sampler.set_hard(k, (target >= 0) & (logits.argmax(0) != target))
+            self.next_image = (k + 1) % n
+            self.passes += self.next_image == 0
+            self.spent += time.monotonic() - started
+
+
 def _autocast(device: torch.device, mixed: bool):
     """bfloat16 autocast where the device computes it natively, else a no-op context."""
     if mixed and native_bf16(device):
@@ -247,9 +282,11 @@ class _Loop:
         if self.on_checkpoint is not None:
             self.on_checkpoint("last", self.result.last_state)
 
-    def evaluate(self, step: int, val) -> bool:
+    def evaluate(self, step: int, val, hard: _HardPixels | None = None) -> bool:
         """Validate, keep the best weights; return True when it is time to stop early."""
         cfg = self.config
+        if hard is not None:
+            hard.refresh(self.model, time.monotonic() - self.started)
         val_loss = (
             _validate(self.model, val, cfg, self.device, self.layout)
             if val is not None
@@ -293,12 +330,18 @@ def _prepare_data(images, targets, unet_config, config, rng, soft=None):
     if soft is not None:
         images = [np.concatenate([i, s]) for i, s in zip(images, soft, strict=True)]
     sampler = PatchSampler(
-        images, train_t, patch, unet_config.out_channels, config.annotated_fraction, rng
+        images,
+        train_t,
+        patch,
+        unet_config.out_channels,
+        config.annotated_fraction,
+        rng,
+        hard_fraction=config.hard_mining,
     )
     return sampler, val
 
 
-def _run(loop: _Loop, batches: _Batches, val, should_stop: StopCallback) -> int:
+def _run(loop: _Loop, batches: _Batches, val, should_stop: StopCallback, hard=None) -> int:
     """Step until done, out of time, early-stopped or stopped; return the steps done."""
     config, step = loop.config, 0
     for step in range(1, config.steps + 1):
@@ -309,7 +352,7 @@ def _run(loop: _Loop, batches: _Batches, val, should_stop: StopCallback) -> int:
         loop.report(step, {"loss": loop.step(*batches.next())})
         out_of_time = loop.fraction_done() >= 1.0 and step < config.steps
         if step % config.val_every == 0 or step == config.steps or out_of_time:
-            if loop.evaluate(step, val):
+            if loop.evaluate(step, val, hard):
                 loop.result.stop_reason = "early_stop"
                 break
         if out_of_time:
@@ -383,8 +426,9 @@ def train_pixel_classifier(
     batches = _Batches(sampler, config, device, rng, layout, unet_config.in_channels)
     loop = _Loop(model, config, device, on_checkpoint, progress, layout)
     loop.load_optimizer((init_state or {}).get("optimizer"))
+    hard = _HardPixels(sampler, config, device, unet_config.in_channels)
     try:
-        step = _run(loop, batches, val, should_stop)
+        step = _run(loop, batches, val, should_stop, hard)
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -45,6 +45,7 @@ TRAINING_FIELDS = (
     "intensity",
     "zoom",
     "elastic",
+    "hard_mining",
     "weight_averaging",
     "mixed_precision",
 )
