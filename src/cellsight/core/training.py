@@ -23,6 +23,7 @@ from cellsight.core.device import native_bf16, select_device
 from cellsight.core.losses import segmentation_loss
 from cellsight.core.patches import PatchSampler, split_validation, to_internal, validation_patches
 from cellsight.core.progress import (
+    Cancelled,
     ProgressCallback,
     ProgressEvent,
     StopCallback,
@@ -153,13 +154,14 @@ class _HardPixels:
     At every validation point it predicts training images in turn (whole images,
     tiled) and marks their annotated pixels whose predicted class is wrong as hard, as
     long as the time spent doing so stays under ``MINING_BUDGET`` of the training time.
+    A stop request interrupts it (the training loop then ends as usual).
     """
 
-    def __init__(self, sampler: PatchSampler, config: TrainConfig, device, channels):
+    def __init__(self, sampler: PatchSampler, config: TrainConfig, device, channels, should_stop):
         self.sampler, self.config, self.device, self.channels = sampler, config, device, channels
+        self.should_stop = should_stop
         self.next_image = 0
         self.spent = 0.0
-        self.passes = 0
 
     def refresh(self, model, elapsed: float) -> None:
         if not self.config.hard_mining:
@@ -171,12 +173,18 @@ class _HardPixels:
             started = time.monotonic()
             k = self.next_image
             image, target = self.sampler.images[k][: self.channels], self.sampler.targets[k]
-            logits = predict_tiled(
-                model, image, device=self.device, amp=self.config.mixed_precision
-            )
+            try:
+                logits = predict_tiled(
+                    model,
+                    image,
+                    device=self.device,
+                    amp=self.config.mixed_precision,
+                    should_stop=self.should_stop,
+                )
+            except Cancelled:
+                return
             self.sampler.set_hard(k, (target >= 0) & (logits.argmax(0) != target))
             self.next_image = (k + 1) % n
-            self.passes += self.next_image == 0
             self.spent += time.monotonic() - started
 
 
@@ -426,7 +434,7 @@ def train_pixel_classifier(
     batches = _Batches(sampler, config, device, rng, layout, unet_config.in_channels)
     loop = _Loop(model, config, device, on_checkpoint, progress, layout)
     loop.load_optimizer((init_state or {}).get("optimizer"))
-    hard = _HardPixels(sampler, config, device, unet_config.in_channels)
+    hard = _HardPixels(sampler, config, device, unet_config.in_channels, should_stop)
     try:
         step = _run(loop, batches, val, should_stop, hard)
     finally:
