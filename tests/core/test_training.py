@@ -168,14 +168,21 @@ def test_hard_mining_marks_the_pixels_the_model_gets_wrong(monkeypatch):
     monkeypatch.setattr(training, "MINING_BUDGET", 10.0)  # no time limit in the test
     targets = [mask.astype(np.uint8) + 1]
     config = _config(hard_mining=0.5, val_fraction=0.0)
-    result = train_pixel_classifier([image], targets, UNET, config)
-    assert len(marked) == 4  # one image, at each of the 4 validations
+    states = {}
+
+    def keep(kind, payload):
+        if kind == "last":
+            states[payload["step"]] = payload["model"]
+
+    train_pixel_classifier([image], targets, UNET, config, on_checkpoint=keep)
+    # one image, marked at the validations of steps 10, 20, 30 (not at the end of the run)
+    assert len(marked) == 3
     assert marked[0].shape == mask.shape and marked[0].any()  # an untrained net errs
-    last = UNet(UNET)
-    last.load_state_dict(result.last_state["model"])
+    net = UNet(UNET)
+    net.load_state_dict(states[30])
     with torch.no_grad():
-        pred = last.eval()(torch.from_numpy(image[None])).argmax(1)[0].numpy()
-    # the last marks are the errors of the weights at the last validation
+        pred = net.eval()(torch.from_numpy(image[None])).argmax(1)[0].numpy()
+    # the marks are the errors of the weights at that validation
     assert np.array_equal(marked[-1], pred != mask)
     plain = []
     monkeypatch.setattr(training.PatchSampler, "set_hard", lambda *a: plain.append(a))

@@ -360,7 +360,8 @@ def _run(loop: _Loop, batches: _Batches, val, should_stop: StopCallback, hard=No
         loop.report(step, {"loss": loop.step(*batches.next())})
         out_of_time = loop.fraction_done() >= 1.0 and step < config.steps
         if step % config.val_every == 0 or step == config.steps or out_of_time:
-            if loop.evaluate(step, val, hard):
+            last = out_of_time or step == config.steps  # no more patches to steer
+            if loop.evaluate(step, val, None if last else hard):
                 loop.result.stop_reason = "early_stop"
                 break
         if out_of_time:
