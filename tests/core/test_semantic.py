@@ -205,6 +205,17 @@ def test_shrinking_labels_keeps_outlines_in_place():
     assert (small == 0).mean() > 0.7  # unannotated stays unannotated
 
 
+def test_shrink_labels_gives_both_forms_at_once():
+    from cellsight.core.resize import label_fractions, resize_labels, shrink_labels
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 4, (97, 131)).astype(np.uint8)
+    labels[labels == 2] = 0  # a class with no pixel
+    hard, shares = shrink_labels(labels, (30, 41), [1, 2, 3])
+    np.testing.assert_array_equal(hard, resize_labels(labels, (30, 41)))
+    np.testing.assert_array_equal(shares, label_fractions(labels, (30, 41), [1, 2, 3]))
+
+
 def test_soft_targets_keep_outlines_between_pixels(monkeypatch):
     """Class shares survive a shrink + enlarge round trip better than majority classes."""
     from cellsight.core import semantic

@@ -48,12 +48,30 @@ def resize_labels(
         out = resize(labels, shape, order=0, mode="edge", anti_aliasing=False, preserve_range=True)
         return out.astype(labels.dtype)
 
-    out = np.zeros(shape, labels.dtype)
     values = [v for v in np.unique(labels) if v != 0]
+    return _majority(labels, shape, values, label_fractions(labels, shape, values), min_annotated)
+
+
+def shrink_labels(
+    labels: np.ndarray, shape: Sequence[int], values: Sequence[int], min_annotated: float = 0.2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Shrink a class map to ``shape`` once, giving both of its forms.
+
+    Returns the class map of :func:`resize_labels` and the class shares of
+    :func:`label_fractions` for ``values`` (which must hold every class present),
+    measuring each class's coverage only once.
+    """
+    shape = tuple(shape)
+    labels = np.asarray(labels)
     fractions = label_fractions(labels, shape, values)
-    if values:
-        best = fractions.argmax(0)
-        out[...] = np.asarray(values, labels.dtype)[best]
+    return _majority(labels, shape, values, fractions, min_annotated), fractions
+
+
+def _majority(labels, shape, values, fractions, min_annotated) -> np.ndarray:
+    """Per output pixel the value covering most of it; 0 where too little is annotated."""
+    out = np.zeros(shape, labels.dtype)
+    if len(values):
+        out[...] = np.asarray(values, labels.dtype)[fractions.argmax(0)]
     out[_fraction(labels != 0, shape) < min_annotated] = 0
     return out
 

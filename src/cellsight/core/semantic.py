@@ -27,7 +27,7 @@ from cellsight.core.progress import (
     never_stop,
     no_progress,
 )
-from cellsight.core.resize import label_fractions, resize_channels, resize_labels, scaled_shape
+from cellsight.core.resize import resize_channels, resize_labels, scaled_shape, shrink_labels
 from cellsight.core.tiling import predict_tiled
 from cellsight.core.training import train_pixel_classifier
 from cellsight.core.uncertainty import dihedral_views
@@ -217,10 +217,11 @@ def train_semantic(
     soft = None
     if config.scale < 1.0 and config.soft_targets:
         values = list(range(1, config.n_classes + 1))
-        soft = [
-            label_fractions(t, i.shape[1:], values) for t, i in zip(targets, inputs, strict=True)
+        shrunk = [
+            shrink_labels(t, i.shape[1:], values) for t, i in zip(targets, inputs, strict=True)
         ]
-    if config.scale != 1.0:
+        targets, soft = [s[0] for s in shrunk], [s[1] for s in shrunk]
+    elif config.scale != 1.0:
         targets = [resize_labels(t, i.shape[1:]) for t, i in zip(targets, inputs, strict=True)]
     meta = {
         "training_data": {
