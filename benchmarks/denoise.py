@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 
 from cellsight.config.n2v import N2VConfig  # noqa: E402
-from cellsight.core.n2v import denoise, train_n2v  # noqa: E402
+from cellsight.core.denoise import denoise, train_n2v  # noqa: E402
 from cellsight.io.tiff import read_image, save_json  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "denoise" / "w2s"

@@ -46,14 +46,14 @@ import torch  # noqa: E402
 
 from cellsight.config.finetune import FineTuneConfig  # noqa: E402
 from cellsight.config.instances import InstancePredictConfig  # noqa: E402
-from cellsight.core.finetune import fine_tune  # noqa: E402
-from cellsight.core.instance_model import (  # noqa: E402
+from cellsight.core.curation.finetune import fine_tune  # noqa: E402
+from cellsight.core.curation.review import review_objects  # noqa: E402
+from cellsight.core.evaluation.metrics import MatchResult, iou_matrix, match_instances  # noqa: E402
+from cellsight.core.segmentation.instance_model import (  # noqa: E402
     InstanceModel,
     load_builtin,
     segment_instances,
 )
-from cellsight.core.metrics import MatchResult, iou_matrix, match_instances  # noqa: E402
-from cellsight.core.review import review_objects  # noqa: E402
 from cellsight.io.tiff import read_image  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "nuclei3d" / "bbbc050"

@@ -17,7 +17,7 @@ model is also run with its own diameter estimate on GOWT1, and with the given di
 off by x0.8 / x1.25, to show how much the size hint matters, and with test-time
 augmentation (maps averaged over the 8 flips / 90° rotations).
 
-The baseline (Otsu + distance-transform watershed, ``cellsight.core.classical``) is
+The baseline (Otsu + distance-transform watershed, ``cellsight.core.segmentation.classical``) is
 tuned by a grid over its smoothing, seed distance and minimum size, each relative to
 the diameter, on non-test data: the sparse GOWT1 frames (scored on their annotated
 region only), SIM+ 01 odd frames and NIH3T3 images 12-17.
@@ -44,14 +44,14 @@ from scipy import ndimage as ndi  # noqa: E402
 from skimage.io import imread  # noqa: E402
 
 from cellsight.config.instances import InstancePredictConfig  # noqa: E402
-from cellsight.core.classical import otsu_watershed  # noqa: E402
-from cellsight.core.instance_model import (  # noqa: E402
+from cellsight.core.evaluation.metrics import MatchResult, match_in_region, match_instances  # noqa: E402
+from cellsight.core.segmentation.classical import otsu_watershed  # noqa: E402
+from cellsight.core.segmentation.instance_model import (  # noqa: E402
     estimate_diameter,
     load_builtin,
     segment_instances,
 )
-from cellsight.core.instances import annotated_region, median_diameter  # noqa: E402
-from cellsight.core.metrics import MatchResult, match_in_region, match_instances  # noqa: E402
+from cellsight.core.segmentation.instance_targets import annotated_region, median_diameter  # noqa: E402
 from cellsight.io.tiff import read_image  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -41,10 +41,10 @@ from skimage.io import imread
 from cellsight.config.semantic import SemanticConfig
 from cellsight.config.training import TrainConfig
 from cellsight.config.unet import UNetConfig
-from cellsight.core.metrics import foreground_iou
-from cellsight.core.normalize import normalize_channels
-from cellsight.core.semantic import predict_semantic, train_semantic
-from cellsight.core.tiling import predict_tiled
+from cellsight.core.arrays.normalize import normalize_channels
+from cellsight.core.evaluation.metrics import foreground_iou
+from cellsight.core.nn.tiling import predict_tiled
+from cellsight.core.segmentation.semantic import predict_semantic, train_semantic
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -27,7 +27,7 @@ Full pipeline: segmentation of the raw GOWT1/01 frames, then ``track(labels, ima
 with defaults (detection + linking), TRA/DET/LNK against the ground truth. Two
 segmentations: cellsight's built-in nuclei model (``load_builtin("nuclei")``, diameter
 estimated by the model on the first frame) and, for comparison, the classical baseline
-``cellsight.core.classical.otsu_watershed`` per frame. Segmentation time is one run.
+``cellsight.core.segmentation.classical.otsu_watershed`` per frame. Segmentation time is one run.
 """
 
 import argparse
@@ -216,7 +216,7 @@ def btrack_status() -> dict:
 
 def segment_classical(image: np.ndarray) -> tuple[np.ndarray, str]:
     """Classical baseline, frame by frame, with sizes scaled to GOWT1's nuclei."""
-    from cellsight.core.classical import otsu_watershed
+    from cellsight.core.segmentation.classical import otsu_watershed
 
     labels = np.stack([otsu_watershed(frame, **BASELINE) for frame in image])
     method = (
@@ -230,8 +230,12 @@ def segment_classical(image: np.ndarray) -> tuple[np.ndarray, str]:
 def segment_builtin(image: np.ndarray) -> tuple[np.ndarray, str]:
     """Built-in nuclei model over the time series; the model estimates the diameter."""
     from cellsight.config.instances import InstancePredictConfig
-    from cellsight.core.device import select_device
-    from cellsight.core.instance_model import estimate_diameter, load_builtin, segment_instances
+    from cellsight.core.nn.device import select_device
+    from cellsight.core.segmentation.instance_model import (
+        estimate_diameter,
+        load_builtin,
+        segment_instances,
+    )
 
     model = load_builtin("nuclei")
     config = InstancePredictConfig(mode="t", device="auto")

@@ -48,13 +48,13 @@ from cellsight.config.instances import (  # noqa: E402
 )
 from cellsight.config.training import TrainConfig  # noqa: E402
 from cellsight.config.unet import UNetConfig  # noqa: E402
-from cellsight.core.instances import (  # noqa: E402
+from cellsight.core.arrays.resize import resize_channels, resize_labels, scaled_shape  # noqa: E402
+from cellsight.core.segmentation.instance_targets import (  # noqa: E402
     annotated_region,
     foreground_targets,
     instance_targets,
     median_diameter,
 )
-from cellsight.core.resize import resize_channels, resize_labels, scaled_shape  # noqa: E402
 from cellsight.io.tiff import read_image  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -220,8 +220,11 @@ def tuning_sets(rng) -> list[dict]:
 def tune_thresholds(model, frames) -> tuple[InstancePostConfig, dict]:
     """Pick the seed / mask thresholds with the best pooled AP@0.5 on non-test images."""
     from cellsight.config.instances import InstancePredictConfig
-    from cellsight.core.instance_model import instances_from_maps, predict_instance_maps
-    from cellsight.core.metrics import MatchResult, match_in_region, match_instances
+    from cellsight.core.evaluation.metrics import MatchResult, match_in_region, match_instances
+    from cellsight.core.segmentation.instance_model import (
+        instances_from_maps,
+        predict_instance_maps,
+    )
 
     maps = [predict_instance_maps(model, f["image"], InstancePredictConfig(
         diameter=f["diameter"], device="cpu")) for f in frames]
@@ -252,8 +255,8 @@ def main(argv=None) -> int:
                         "on the machine's speed).")
     args = parser.parse_args(argv)
 
-    from cellsight.core.instance_model import InstanceModel
-    from cellsight.core.semantic import train_semantic
+    from cellsight.core.segmentation.instance_model import InstanceModel
+    from cellsight.core.segmentation.semantic import train_semantic
 
     rng = np.random.default_rng(SEED)
     frames = gowt1_frames(rng) + sim_frames(rng, 0) + nih3t3_frames(rng)

@@ -22,11 +22,11 @@ def test_import_cellsight_loads_neither_torch_nor_qt():
 def test_backend_never_loads_gui_modules():
     code = """
 import importlib, pkgutil
-import cellsight, cellsight.config, cellsight.core, cellsight.io, cellsight.cli
-for pkg in (cellsight.config, cellsight.core, cellsight.io, cellsight.cli):
+import cellsight, cellsight.config, cellsight.core, cellsight.io, cellsight.cli, cellsight.plugin
+for pkg in (cellsight.config, cellsight.core, cellsight.io, cellsight.cli, cellsight.plugin):
     for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
         importlib.import_module(mod.name)
-import cellsight.samples, cellsight.pipeline
+import cellsight.plugin.samples, cellsight.pipeline
 """
     loaded = _loaded_after(code)
     assert not loaded & set(GUI_MODULES), loaded & set(GUI_MODULES)
@@ -41,3 +41,17 @@ for pkg in (cellsight.config, cellsight.io):
         importlib.import_module(mod.name)
 """
     assert "torch" not in _loaded_after(code)
+
+
+def test_io_is_a_leaf():
+    """``cellsight.io`` imports nothing from ``cellsight.core`` (nor the GUI)."""
+    code = """
+import importlib, pkgutil
+import cellsight.io
+for mod in pkgutil.walk_packages(cellsight.io.__path__, "cellsight.io."):
+    importlib.import_module(mod.name)
+print(__import__("json").dumps(sorted(m for m in sys.modules if m.startswith("cellsight.core"))))
+"""
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True,
+                         text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

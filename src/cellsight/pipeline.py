@@ -23,10 +23,10 @@ from cellsight.core.progress import Cancelled, ProgressEvent, never_stop, no_pro
 
 def _denoise_step(out: Path, record, should_stop=never_stop) -> np.ndarray:
     from cellsight.config.n2v import N2VConfig
-    from cellsight.core.metrics import psnr
-    from cellsight.core.n2v import denoise, train_n2v
+    from cellsight.core.denoise import denoise, train_n2v
+    from cellsight.core.evaluation.metrics import psnr
     from cellsight.io.tiff import write_image
-    from cellsight.samples import load_sample
+    from cellsight.plugin.samples import load_sample
 
     noisy = load_sample("w2s_noisy")
     clean = load_sample("w2s_clean")  # for the score only, never for training
@@ -46,10 +46,10 @@ def _denoise_step(out: Path, record, should_stop=never_stop) -> np.ndarray:
 
 
 def _segment_step(out: Path, record) -> tuple[np.ndarray, np.ndarray]:
-    from cellsight.core.metrics import match_instances
-    from cellsight.core.nuclei import segment_nuclei
+    from cellsight.core.evaluation.metrics import match_instances
+    from cellsight.core.segmentation.nuclei import segment_nuclei
     from cellsight.io.tiff import write_labels
-    from cellsight.samples import load_sample
+    from cellsight.plugin.samples import load_sample
 
     image = load_sample("nuclei_2d")
     labels = segment_nuclei(image)  # nucleus diameter measured by the model
@@ -67,10 +67,10 @@ def _segment_step(out: Path, record) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _timelapse_step(out: Path, record, should_stop) -> tuple[np.ndarray, np.ndarray]:
-    from cellsight.core.instance_model import estimate_diameter
-    from cellsight.core.nuclei import builtin_nuclei_model, segment_nuclei
+    from cellsight.core.segmentation.instance_model import estimate_diameter
+    from cellsight.core.segmentation.nuclei import builtin_nuclei_model, segment_nuclei
     from cellsight.io.tiff import write_labels
-    from cellsight.samples import load_sample
+    from cellsight.plugin.samples import load_sample
 
     movie = load_sample("hela_timelapse")
     diameter = estimate_diameter(builtin_nuclei_model(), movie[0]) or None
@@ -107,9 +107,9 @@ def run_pipeline(out_dir, progress=no_progress, should_stop=never_stop) -> dict:
     dict
         The summary also written to ``summary.json``.
     """
-    from cellsight.core.render import montage, panel
+    from cellsight.core.evaluation.render import montage, panel
     from cellsight.io.atomic import atomic_path
-    from cellsight.samples import load_sample
+    from cellsight.plugin.samples import load_sample
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

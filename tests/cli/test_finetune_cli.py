@@ -3,12 +3,12 @@ import json
 import numpy as np
 import pytest
 
-import cellsight.core.finetune as ft
+import cellsight.core.curation.finetune as ft
 from cellsight.cli import main
 from cellsight.config.finetune import FineTuneConfig
-from cellsight.core.instance_model import InstanceModel
+from cellsight.core.segmentation.instance_model import InstanceModel
 from cellsight.io.tiff import write_image, write_labels
-from cellsight.samples import load_sample
+from cellsight.plugin.samples import load_sample
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from cellsight.cli import main
-from cellsight.core.instance_model import InstanceModel
-from cellsight.core.metrics import match_instances
+from cellsight.core.evaluation.metrics import match_instances
+from cellsight.core.segmentation.instance_model import InstanceModel
 from cellsight.io.tiff import read_image, write_image, write_labels
-from cellsight.samples import load_sample
+from cellsight.plugin.samples import load_sample
 
 
 @pytest.fixture(scope="module")

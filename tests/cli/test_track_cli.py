@@ -6,7 +6,7 @@ import pytest
 from cellsight.cli import main
 from cellsight.io.ctc import read_ctc
 from cellsight.io.tiff import write_labels
-from cellsight.samples import sample_path
+from cellsight.plugin.samples import sample_path
 
 
 def test_track_sample_to_ctc(tmp_path, capsys):

@@ -2,12 +2,12 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QElapsedTimer, QTimer
 
-from cellsight.core.finetune import MODELS_DIR_ENV
-from cellsight.core.instance_model import InstanceModel
+from cellsight.core.curation.finetune import MODELS_DIR_ENV
+from cellsight.core.segmentation.instance_model import InstanceModel
 from cellsight.gui.corrections_widget import CorrectionsWidget
 from cellsight.gui.finetune_widget import FineTuneWidget
 from cellsight.gui.instance_widget import InstanceWidget
-from cellsight.samples import load_sample
+from cellsight.plugin.samples import load_sample
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@ import pytest
 from qtpy.QtCore import QElapsedTimer, QTimer
 
 import cellsight.gui.instance_widget as iw
-from cellsight.core.metrics import match_instances
+from cellsight.core.evaluation.metrics import match_instances
 from cellsight.gui.instance_widget import InstanceWidget
-from cellsight.samples import load_sample
+from cellsight.plugin.samples import load_sample
 
 
 @pytest.fixture

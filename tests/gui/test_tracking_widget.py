@@ -3,7 +3,7 @@ import pytest
 from qtpy.QtCore import QElapsedTimer, QPoint, Qt, QTimer
 
 from cellsight.gui import tracking_widget as tw
-from cellsight.samples import load_sample
+from cellsight.plugin.samples import load_sample
 
 
 def _movie():

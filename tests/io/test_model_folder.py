@@ -5,7 +5,7 @@ import torch
 import yaml
 
 from cellsight.config.unet import UNetConfig
-from cellsight.core.unet import UNet
+from cellsight.core.nn.unet import UNet
 from cellsight.io.model_folder import (
     ModelFolderError,
     load_checkpoint,

@@ -1,7 +1,7 @@
 """Instance segmentation for ``cellsight train --task instance`` and ``cellsight segment``.
 
 Instance models train through the semantic path (see
-:mod:`cellsight.core.instance_model`); these are the task / mode entries that the
+:mod:`cellsight.core.segmentation.instance_model`); these are the task / mode entries that the
 ``train`` and ``segment`` commands dispatch to.
 """
 
@@ -54,7 +54,7 @@ def _annotated_masks(args):
 
 def finetune_instance_task(args) -> dict:
     """Fine-tune ``--from`` on the labels as corrections (same code as the dock widget)."""
-    from cellsight.core.finetune import fine_tune
+    from cellsight.core.curation.finetune import fine_tune
 
     result = fine_tune(
         [read_any(p).data for p in args.images],
@@ -75,7 +75,7 @@ def finetune_instance_task(args) -> dict:
 
 def train_instance_task(args) -> dict:
     """Train an instance model, or fine-tune one (``--from nuclei`` or a model folder)."""
-    from cellsight.core.instance_model import train_instances
+    from cellsight.core.segmentation.instance_model import train_instances
 
     if args.zero_is_background:
         raise ValueError("--zero-is-background is for semantic models; instance labels use 0 "
@@ -121,7 +121,7 @@ def instance_mode(axes: str, ndim: int, model_ndim: int, timeseries: bool) -> st
 def segment_instance(args) -> dict:
     """Segment one image into separated objects; write a label TIFF of its spatial shape."""
     from cellsight.config.instances import InstancePredictConfig
-    from cellsight.core.instance_model import (
+    from cellsight.core.segmentation.instance_model import (
         InstanceModel,
         instances_from_maps,
         predict_instance_maps,

@@ -52,7 +52,7 @@ def _check_args(args) -> None:
 
 def run(args) -> int:
     """Train on IMG (unless --model is given), denoise IMG and write OUT."""
-    from cellsight.core.n2v import denoise, load_model, train_n2v
+    from cellsight.core.denoise import denoise, load_model, train_n2v
     from cellsight.io.tiff import read_image, write_image
 
     _check_args(args)

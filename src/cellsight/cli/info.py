@@ -17,7 +17,7 @@ def _version(dist: str) -> str:
 def collect() -> dict:
     """Return the information printed by ``cellsight info``."""
     from cellsight import __version__
-    from cellsight.core.device import device_summary
+    from cellsight.core.nn.device import device_summary
 
     info = {"cellsight": __version__, "python": platform.python_version()}
     info.update({name: _version(name) for name in PACKAGES})

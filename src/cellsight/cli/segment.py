@@ -22,7 +22,7 @@ def _label_axes(image_axes: str, labels: np.ndarray) -> str | None:
 
 def segment_semantic(args) -> dict:
     """Segment one image with a semantic model; write labels (and probabilities)."""
-    from cellsight.core.semantic import SemanticModel, predict_semantic
+    from cellsight.core.segmentation.semantic import SemanticModel, predict_semantic
 
     model = SemanticModel.load(args.model)
     image = read_any(args.image)

@@ -56,7 +56,7 @@ def _semantic_config(args):
 
 def train_semantic_task(args) -> dict:
     """Train a semantic model as the arguments say; return a summary."""
-    from cellsight.core.semantic import train_semantic
+    from cellsight.core.segmentation.semantic import train_semantic
 
     config = _semantic_config(args)
     images = [read_any(p).data for p in args.images]

@@ -1,7 +1,7 @@
 """Parameter sets of instance segmentation: training targets, prediction, post-processing.
 
 An instance model is a U-Net trained on a class map derived from instance labels
-(see :mod:`cellsight.core.instances`): 0 = not annotated (ignored by the loss),
+(see :mod:`cellsight.core.segmentation.instance_targets`): 0 = not annotated (ignored by the loss),
 1 = background, 2 = object interior, 3 = object boundary. Its outputs give a
 foreground probability (interior + boundary) and a boundary probability, which a
 seeded watershed turns into separated objects.

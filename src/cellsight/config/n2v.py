@@ -104,6 +104,12 @@ class N2VConfig(StrictConfig):
         description="Steps between periodic checkpoints (the last one is always kept; the "
         "loss of a self-supervised model does not measure quality, so none is 'best').",
     )
+    mixed_precision: bool = Field(
+        True,
+        title="Mixed precision",
+        description="Train in bfloat16 where the device does so natively (CUDA GPUs with "
+        "bf16, CPUs with AVX-512 BF16 or AMX); weights stay float32. Elsewhere float32.",
+    )
     seed: int = Field(
         0, ge=0, le=2**31 - 1, title="Random seed", description="Seed of patches and masks."
     )

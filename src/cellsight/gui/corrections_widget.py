@@ -1,6 +1,6 @@
 """Dock widget "Correct labels": merge, split, delete, fill holes, relabel; list edits.
 
-Every tool computes the corrected array with :mod:`cellsight.core.corrections` and writes
+Every tool computes the corrected array with :mod:`cellsight.core.curation.corrections` and writes
 only the changed pixels through :func:`apply_labels_edit`, so napari's undo (Ctrl+Z) and
 redo work. Edits are tracked against the model's prediction (kept in the layer's metadata
 as ``cellsight_prediction`` by the segmentation widgets, or snapshotted here).
@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from cellsight.core import corrections as corr
+from cellsight.core.curation import corrections as corr
 from cellsight.gui.layer_utils import add_or_update_labels, apply_labels_edit, layers_of_type
 
 PREDICTION_KEY = "cellsight_prediction"

@@ -1,7 +1,7 @@
 """Dock widget "Denoise": Noise2Void trained on the noisy image itself.
 
-Train & denoise runs :func:`cellsight.core.n2v.train_n2v` and then
-:func:`cellsight.core.n2v.denoise` through ``start_job``. While it trains, the loss
+Train & denoise runs :func:`cellsight.core.denoise.train_n2v` and then
+:func:`cellsight.core.denoise.denoise` through ``start_job``. While it trains, the loss
 curve follows the job's progress events and a preview crop (a cellsight-owned layer
 placed over the image) shows the current network's output. Stop keeps the model as
 of the last step; the denoised image is added as a NEW layer with the source's
@@ -22,7 +22,7 @@ from qtpy.QtWidgets import (
 )
 
 from cellsight.config.n2v import N2VConfig
-from cellsight.core.n2v import N2VModel, PreviewCrop, denoise, train_n2v
+from cellsight.core.denoise import N2VModel, PreviewCrop, denoise, train_n2v
 from cellsight.core.progress import Cancelled, ProgressEvent
 from cellsight.gui.config_form import ConfigForm
 from cellsight.gui.layer_utils import layers_of_type, owned_layer

@@ -1,6 +1,6 @@
 """Dock widget "Fine-tune & review": teach the model your corrections, then check the worst.
 
-Fine-tune runs :func:`cellsight.core.finetune.fine_tune` through ``start_job`` on the
+Fine-tune runs :func:`cellsight.core.curation.finetune.fine_tune` through ``start_job`` on the
 chosen image and corrected Labels layer (the prediction recorded by "Correct labels"
 tells which frames / regions were edited). It shows AP@0.5 on held-out corrections
 before -> after, lists the model versions (``<name>-ft001`` ...) and makes the new
@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 
 from cellsight.config.finetune import FineTuneConfig
 from cellsight.config.instances import InstancePredictConfig
-from cellsight.core.finetune import fine_tune, model_versions, version_parent
+from cellsight.core.curation.finetune import fine_tune, model_versions, version_parent
 from cellsight.gui.config_form import ConfigForm
 from cellsight.gui.layer_utils import layers_of_type
 from cellsight.gui.review_panel import ReviewPanel

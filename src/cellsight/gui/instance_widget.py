@@ -1,11 +1,12 @@
 """Dock widget "Instance segmentation": separated nuclei from a model, tuned live.
 
-Predict runs the model once (:func:`cellsight.core.instance_model.predict_instance_maps`)
-and keeps the foreground and boundary maps; the seed / mask threshold sliders and the
-minimum size then re-run only the watershed
-(:func:`cellsight.core.instance_model.instances_from_maps`), both through ``start_job``.
-The result goes to a NEW Labels layer, which later threshold changes update (it is the
-plugin's own layer; a user's layers are never touched).
+Predict runs the model once
+(:func:`cellsight.core.segmentation.instance_model.predict_instance_maps`) and keeps the
+foreground and boundary maps; the seed / mask threshold sliders and the minimum size then
+re-run only the watershed
+(:func:`cellsight.core.segmentation.instance_model.instances_from_maps`), both through
+``start_job``. The result goes to a NEW Labels layer, which later threshold changes update
+(it is the plugin's own layer; a user's layers are never touched).
 """
 
 import numpy as np
@@ -28,7 +29,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from cellsight.config.instances import InstancePostConfig, InstancePredictConfig
-from cellsight.core.instance_model import (
+from cellsight.core.segmentation.instance_model import (
     InstanceModel,
     instances_from_maps,
     predict_instance_maps,

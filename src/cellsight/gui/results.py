@@ -8,7 +8,7 @@ from pathlib import Path
 def open_results(viewer, out_dir) -> list:
     """Add the bundled inputs and every result listed in ``summary.json`` as layers."""
     from cellsight.io.tiff import read_image
-    from cellsight.samples import load_sample
+    from cellsight.plugin.samples import load_sample
 
     out = Path(out_dir)
     summary = json.loads((out / "summary.json").read_text())

@@ -1,7 +1,7 @@
 """Review list of the "Fine-tune & review" dock: uncertain objects first, click to go there.
 
 The panel asks its parent for the model, image and labels, runs
-:func:`cellsight.core.review.review_objects` through ``start_job`` and lists the
+:func:`cellsight.core.curation.review.review_objects` through ``start_job`` and lists the
 objects by uncertainty. Clicking an item moves the viewer to the object's frame or
 slice, centres the camera on it and selects its label.
 """
@@ -18,8 +18,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from cellsight.core.instance_model import InstanceModel
-from cellsight.core.review import review_objects
+from cellsight.core.curation.review import review_objects
+from cellsight.core.segmentation.instance_model import InstanceModel
 from cellsight.gui.workers import start_job
 
 #: most objects shown in the list
@@ -92,7 +92,7 @@ class ReviewPanel(QWidget):
         return self.job
 
     def show_items(self, result) -> None:
-        """Fill the list from a :class:`~cellsight.core.review.ReviewResult`."""
+        """Fill the list from a :class:`~cellsight.core.curation.review.ReviewResult`."""
         self.items = result.items[:MAX_ITEMS]
         self.list.clear()
         for it in self.items:

@@ -1,7 +1,7 @@
 """Dock widget "Semantic segmentation": paint a few strokes per class, train, predict.
 
-Train runs :func:`cellsight.core.semantic.train_semantic` and Predict runs
-:func:`cellsight.core.semantic.predict_semantic`, both through ``start_job``; the
+Train runs :func:`cellsight.core.segmentation.semantic.train_semantic` and Predict runs
+:func:`cellsight.core.segmentation.semantic.predict_semantic`, both through ``start_job``; the
 loss curve and progress bar follow the job's progress events, Stop keeps the model
 trained so far, and results go to NEW layers (argmax labels + probability maps).
 """
@@ -23,7 +23,7 @@ from qtpy.QtWidgets import (
 
 from cellsight.config.semantic import SemanticConfig
 from cellsight.core.progress import Cancelled
-from cellsight.core.semantic import SemanticModel, predict_semantic, train_semantic
+from cellsight.core.segmentation.semantic import SemanticModel, predict_semantic, train_semantic
 from cellsight.gui.config_form import ConfigForm
 from cellsight.gui.layer_utils import layers_of_type
 from cellsight.gui.loss_plot import LossPlot

@@ -1,0 +1,349 @@
+"""Instance models: train on instance labels, predict maps, segment separated objects.
+
+An instance model is a semantic model over three classes (background, interior,
+boundary): :func:`train_instances` turns instance labels into class maps
+(:func:`cellsight.core.segmentation.instance_targets.instance_targets`) and trains them with
+:func:`cellsight.core.segmentation.semantic.train_semantic`, unchanged. Prediction keeps the
+foreground and boundary maps (:func:`predict_instance_maps`) so the watershed
+thresholds can be changed without running the network again.
+"""
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from cellsight.config.instances import (
+    InstanceConfig,
+    InstancePostConfig,
+    InstancePredictConfig,
+)
+from cellsight.core.progress import (
+    Cancelled,
+    ProgressCallback,
+    ProgressEvent,
+    StopCallback,
+    never_stop,
+    no_progress,
+)
+from cellsight.core.segmentation.instance_targets import instance_targets, median_diameter
+from cellsight.core.segmentation.semantic import SemanticModel, predict_semantic, train_semantic
+from cellsight.core.segmentation.watershed import (
+    maps_from_probabilities,
+    watershed_instances,
+    watershed_series,
+)
+
+
+@dataclass
+class InstanceModel(SemanticModel):
+    """A trained instance-segmentation network with its config and metadata."""
+
+    config: InstanceConfig
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "InstanceModel":
+        """Read an instance model folder, or a built-in model by name (``"nuclei"``).
+
+        Raises
+        ------
+        ValueError
+            If the folder is missing, not an instance model, or its weights do not fit.
+        """
+        from cellsight.core.nn.unet import UNet
+        from cellsight.io.model_folder import load_model_folder
+        from cellsight.models import resolve_model
+
+        found = load_model_folder(resolve_model(folder), task="instance")
+        config = InstanceConfig.model_validate(found.config)
+        net = UNet(config.unet)
+        try:
+            net.load_state_dict(found.state_dict)
+        except RuntimeError as exc:
+            raise ValueError(f"The weights in {folder} do not fit its config.yaml: {exc}") from exc
+        return cls(config=config, net=net.eval(), meta=found.meta)
+
+
+def load_builtin(name: str = "nuclei") -> InstanceModel:
+    """Load a built-in instance model shipped with cellsight (no download)."""
+    from cellsight.models import builtin_model_dir
+
+    return InstanceModel.load(builtin_model_dir(name))
+
+
+@dataclass
+class InstanceMaps:
+    """Foreground and boundary probabilities ``([T,] *spatial)`` of one image."""
+
+    foreground: np.ndarray
+    boundary: np.ndarray
+    has_time: bool = False
+
+
+def _as_list(data) -> list[np.ndarray]:
+    return [np.asarray(d) for d in data] if isinstance(data, list | tuple) else [np.asarray(data)]
+
+
+def _frame_targets(labels, annotated, config: InstanceConfig) -> np.ndarray:
+    width = config.targets.boundary_width / config.scale  # at the network's resolution
+    targets = config.targets.model_copy(update={"boundary_width": max(1.0, width)})
+    stack = labels.ndim == config.unet.ndim + 1
+    if not stack:
+        return instance_targets(labels, targets, annotated)
+    masks = annotated if annotated is not None else [None] * len(labels)
+    return np.stack([instance_targets(lb, targets, m) for lb, m in zip(labels, masks, strict=True)])
+
+
+def instance_class_maps(
+    labels: np.ndarray | Sequence[np.ndarray],
+    config: InstanceConfig,
+    annotated: Sequence[np.ndarray | None] | None = None,
+) -> list[np.ndarray]:
+    """Training class maps (0 ignore, 1 background, 2 interior, 3 boundary) per label image.
+
+    Label arrays with one axis more than the model's spatial dims are stacks
+    (time or slices) and are handled frame by frame. ``annotated`` gives, per label
+    image, where its labels are complete (None = everywhere).
+    """
+    labels = _as_list(labels)
+    annotated = list(annotated) if annotated is not None else [None] * len(labels)
+    if len(annotated) != len(labels):
+        raise ValueError(f"{len(annotated)} annotated masks for {len(labels)} label images.")
+    out = []
+    for i, (lbl, ann) in enumerate(zip(labels, annotated, strict=True)):
+        if lbl.ndim not in (config.unet.ndim, config.unet.ndim + 1):
+            raise ValueError(
+                f"Labels {i} have shape {lbl.shape}; the {config.unet.ndim}D model needs "
+                f"{'Z, ' if config.unet.ndim == 3 else ''}Y, X, optionally with a leading "
+                "stack axis."
+            )
+        if lbl.dtype.kind not in "iub":
+            raise ValueError(f"Labels {i} must be integers; got dtype {lbl.dtype}.")
+        out.append(_frame_targets(lbl, None if ann is None else np.asarray(ann, bool), config))
+    return out
+
+
+def train_instances(
+    images: np.ndarray | Sequence[np.ndarray],
+    labels: np.ndarray | Sequence[np.ndarray],
+    config: InstanceConfig | None = None,
+    *,
+    annotated: Sequence[np.ndarray | None] | None = None,
+    out_dir: str | os.PathLike | None = None,
+    init: "InstanceModel | str | os.PathLike | None" = None,
+    progress: ProgressCallback = no_progress,
+    should_stop: StopCallback = never_stop,
+) -> InstanceModel:
+    """Train (or fine-tune) an instance model from images and instance labels.
+
+    Parameters
+    ----------
+    images : array or sequence of arrays
+        As for :func:`cellsight.core.segmentation.semantic.train_semantic`.
+    labels : array or sequence of arrays
+        Instance labels (0 = background, one id per object), same spatial shapes.
+    config : InstanceConfig, optional
+    annotated : sequence of bool arrays or None, optional
+        Per label image: where its labels are complete (e.g. from
+        :func:`cellsight.core.segmentation.instance_targets.annotated_region`); elsewhere nothing is
+        learned. None = fully annotated.
+    out_dir : path, optional
+        Model folder to write (best model whenever validation improves).
+    init : InstanceModel, path or built-in name, optional
+        Start from this model (fine-tuning); its architecture, normalisation and
+        diameter are kept.
+    progress, should_stop : callable
+        See :func:`~cellsight.core.segmentation.semantic.train_semantic`.
+
+    Returns
+    -------
+    InstanceModel
+    """
+    config = config or InstanceConfig()
+    if init is not None:
+        start = init if isinstance(init, InstanceModel) else InstanceModel.load(init)
+        config = config.model_copy(
+            update={"scale": start.config.scale, "diameter": start.config.diameter}
+        )
+        init = start
+    targets = instance_class_maps(labels, config, annotated)
+    if not config.diameter:
+        found = median_diameter(_as_list(labels))
+        config = config.model_copy(update={"diameter": round(found * config.scale, 1)})
+    model = train_semantic(
+        images, targets, config, out_dir=out_dir, init=init, progress=progress,
+        should_stop=should_stop,
+    )
+    return InstanceModel(config=model.config, net=model.net, meta=model.meta)
+
+
+def rescale_factor(model: InstanceModel, diameter: float) -> float:
+    """Y/X resize factor for images whose objects are ``diameter`` pixels wide."""
+    if diameter > 0 and model.config.diameter > 0:
+        return float(model.config.diameter) / float(diameter)
+    return float(model.config.scale)
+
+
+def estimate_diameter(
+    model: InstanceModel,
+    image: np.ndarray,
+    config: InstancePredictConfig | None = None,
+    rounds: int = 4,
+    should_stop: StopCallback = never_stop,
+) -> float:
+    """Typical object diameter (pixels) in one 2D image or 3D stack, measured by the model.
+
+    The model first segments the image shrunk to half its own scale (objects up to
+    about 4x the trained diameter stay whole there); the median diameter of what it
+    finds sets the scale of the next pass, until a pass finds objects within 20% of
+    the diameter it assumed (at most ``rounds`` passes). If the first scale finds
+    nothing (very small objects), the search restarts at the model's own scale.
+    Returns 0.0 if the model has no trained diameter or finds nothing.
+    """
+    config = (config or InstancePredictConfig()).model_copy(
+        update={
+            "estimate_diameter": False,
+            "mode": f"{np.ndim(image)}d",
+            "test_time_augmentation": False,  # a size estimate needs no polish
+        }
+    )
+    target = model.config.diameter
+    if target <= 0:
+        return 0.0
+    native = target / model.config.scale  # diameter that gets the model's own scale
+    for start in (2.0 * native, native):
+        found = _fixed_point(model, image, config, start, rounds, should_stop)
+        if found > 0:
+            return found
+    return 0.0
+
+
+def _fixed_point(model, image, config, assumed, rounds, should_stop) -> float:
+    """Iterate ``assumed -> measured`` diameter; 0.0 when nothing is found."""
+    found = 0.0
+    for _ in range(rounds):
+        config = config.model_copy(update={"diameter": assumed})
+        maps = predict_instance_maps(model, image, config, should_stop=should_stop)
+        # labels come back at the image's size: ``found`` is in the image's pixels
+        found = median_diameter(instances_from_maps(maps, model.config.postprocessing))
+        if found <= 0 or abs(np.log(found / assumed)) < np.log(1.2):
+            break
+        assumed = found
+    return float(found)
+
+
+def _frames(image: np.ndarray, mode: str, ndim_model: int) -> tuple[np.ndarray, bool]:
+    """Image as a stack of model inputs and whether the first axis is time."""
+    want = {"2d": 2, "3d": 3, "t": None}[mode]
+    if mode == "t":
+        if image.ndim not in (3, 4):
+            raise ValueError(f"Mode 't' needs (T, Y, X) or (T, Z, Y, X); got shape {image.shape}.")
+        return image, True
+    if image.ndim != want:
+        raise ValueError(f"Mode '{mode}' needs a {want}D image; got shape {image.shape}.")
+    return image[None], False
+
+
+def _predict_frame(model, frame, device, tile, progress, should_stop, tta=False):
+    """Maps of one 2D image or 3D stack (a 2D model runs over a stack slice by slice)."""
+    slicewise = frame.ndim == 3 and model.config.unet.ndim == 2
+    if frame.ndim < model.config.unet.ndim:
+        raise ValueError(f"A 3D model cannot segment a 2D image (shape {frame.shape}).")
+    pred = predict_semantic(
+        model, frame, is_timeseries=slicewise, tile_shape=(tile,) * model.config.unet.ndim,
+        device=device, tta=tta, progress=progress, should_stop=should_stop,
+    )
+    probs = np.moveaxis(pred.probabilities, 1, 0) if slicewise else pred.probabilities
+    return maps_from_probabilities(probs)
+
+
+def predict_instance_maps(
+    model: InstanceModel,
+    image: np.ndarray,
+    config: InstancePredictConfig | None = None,
+    progress: ProgressCallback = no_progress,
+    should_stop: StopCallback = never_stop,
+) -> InstanceMaps:
+    """Foreground and boundary probability maps of a 2D image, 3D stack or time series.
+
+    Parameters
+    ----------
+    model : InstanceModel
+    image : numpy.ndarray
+        ``(Y, X)`` in mode ``2d``, ``(Z, Y, X)`` in mode ``3d`` (a 2D model runs slice
+        by slice), ``(T, Y, X)`` or ``(T, Z, Y, X)`` in mode ``t`` (frame by frame).
+    config : InstancePredictConfig, optional
+        Mode, nucleus diameter (rescaling), tile size, device.
+    progress, should_stop : callable
+        A stop raises :class:`~cellsight.core.progress.Cancelled` with the finished
+        frames' maps as ``partial`` (or None).
+
+    Returns
+    -------
+    InstanceMaps
+        Maps of the image's shape (float32).
+    """
+    config = config or InstancePredictConfig()
+    frames, has_time = _frames(np.asarray(image), config.mode, model.config.unet.ndim)
+    if config.estimate_diameter:
+        found = estimate_diameter(model, frames[0], config, should_stop=should_stop)
+        config = config.model_copy(update={"diameter": found, "estimate_diameter": False})
+    factor = rescale_factor(model, config.diameter)
+    scaled = InstanceModel(
+        config=model.config.model_copy(update={"scale": factor}), net=model.net, meta=model.meta
+    )
+    fg = np.zeros(frames.shape, np.float32)
+    bd = np.zeros(frames.shape, np.float32)
+    for t, frame in enumerate(frames):
+
+        def frame_progress(ev: ProgressEvent, t=t) -> None:
+            total = max(ev.total, 1)
+            progress(ProgressEvent(t * total + ev.step, len(frames) * total, "predicting"))
+
+        try:
+            fg[t], bd[t] = _predict_frame(
+                scaled, frame, config.device, config.tile_size, frame_progress, should_stop,
+                tta=config.test_time_augmentation,
+            )
+        except Cancelled as exc:
+            partial = InstanceMaps(fg[:t], bd[:t], True) if has_time and t else None
+            raise Cancelled(partial=partial) from exc
+    if has_time:
+        return InstanceMaps(fg, bd, True)
+    return InstanceMaps(fg[0], bd[0], False)
+
+
+def instances_from_maps(
+    maps: InstanceMaps,
+    config: InstancePostConfig | None = None,
+    progress: ProgressCallback = no_progress,
+    should_stop: StopCallback = never_stop,
+) -> np.ndarray:
+    """Run the seeded watershed on kept maps (frame by frame for time series)."""
+    if maps.has_time:
+        return watershed_series(maps.foreground, maps.boundary, config, progress, should_stop)
+    return watershed_instances(maps.foreground, maps.boundary, config)
+
+
+def segment_instances(
+    model: InstanceModel,
+    image: np.ndarray,
+    config: InstancePredictConfig | None = None,
+    post: InstancePostConfig | None = None,
+    progress: ProgressCallback = no_progress,
+    should_stop: StopCallback = never_stop,
+) -> np.ndarray:
+    """Separated objects in one call: :func:`predict_instance_maps` + watershed.
+
+    ``post`` defaults to the model's own post-processing parameters. Returns int32
+    labels of the image's shape (ids consecutive per frame).
+
+    Examples
+    --------
+    >>> model = load_builtin("nuclei")  # doctest: +SKIP
+    >>> config = InstancePredictConfig(diameter=60)  # nuclei ~60 px wide
+    >>> labels = segment_instances(model, image, config)  # doctest: +SKIP
+    """
+    maps = predict_instance_maps(model, image, config, progress, should_stop)
+    return instances_from_maps(maps, post or model.config.postprocessing, should_stop=should_stop)

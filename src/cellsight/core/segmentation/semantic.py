@@ -1,0 +1,401 @@
+"""Semantic segmentation: train a U-Net on scribbles or masks, segment any image size.
+
+Labels hold classes ``1..K``; 0 means "not annotated" and is ignored by the loss,
+so a few strokes per class are enough. With ``zero_is_background`` the labels are
+dense masks and 0 is the background class. Prediction is tiled (any 2D / 3D size)
+and runs frame by frame over time series.
+"""
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cellsight.config.semantic import SemanticConfig
+from cellsight.core.arrays.axes import to_frames
+from cellsight.core.arrays.normalize import measure_normalization, normalize_channels
+from cellsight.core.arrays.resize import resize_channels, resize_labels, scaled_shape, shrink_labels
+from cellsight.core.curation.uncertainty import dihedral_views
+from cellsight.core.nn.tiling import predict_tiled
+from cellsight.core.nn.training import train_pixel_classifier
+from cellsight.core.nn.unet import UNet
+from cellsight.core.progress import (
+    Cancelled,
+    ProgressCallback,
+    ProgressEvent,
+    StopCallback,
+    never_stop,
+    no_progress,
+)
+
+
+@dataclass
+class SemanticModel:
+    """A trained semantic-segmentation network with its config and metadata."""
+
+    config: SemanticConfig
+    net: UNet
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write the model folder (``config.yaml``, ``weights.pt``, ``meta.json``)."""
+        from cellsight.io.model_folder import save_model_folder
+
+        return save_model_folder(
+            folder, self.config.model_dump(mode="json"), self.net.state_dict(), self.meta
+        )
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> "SemanticModel":
+        """Read a model folder written by :meth:`save` or by training.
+
+        Raises
+        ------
+        ValueError
+            If the folder is not a semantic model or its weights do not fit its config.
+        """
+        from cellsight.io.model_folder import load_model_folder
+
+        found = load_model_folder(folder, task="semantic")
+        config = SemanticConfig.model_validate(found.config)
+        net = UNet(config.unet)
+        try:
+            net.load_state_dict(found.state_dict)
+        except RuntimeError as exc:
+            raise ValueError(f"The weights in {folder} do not fit its config.yaml: {exc}") from exc
+        return cls(config=config, net=net.eval(), meta=found.meta)
+
+
+@dataclass
+class SemanticPrediction:
+    """Class probabilities ``([T,] K, *spatial)`` and labels ``([T,] *spatial)``."""
+
+    probabilities: np.ndarray
+    labels: np.ndarray
+
+
+def _as_list(data) -> list[np.ndarray]:
+    return [np.asarray(d) for d in data] if isinstance(data, list | tuple) else [np.asarray(data)]
+
+
+def _check_labels(labels: np.ndarray, index: int) -> None:
+    if labels.dtype.kind not in "iub":
+        raise ValueError(f"Labels {index} must be integers; got dtype {labels.dtype}.")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"Labels {index} hold negative values; classes are 1..K, 0 = unlabelled.")
+
+
+def training_frames(images, labels, config: SemanticConfig):
+    """Split images / labels into ``(C, *spatial)`` frames and class targets (0 = ignore).
+
+    Arrays with one axis more than the model's spatial dims (plus channels) are
+    stacks (time or slices) and are split into frames; frames without any
+    annotation are dropped.
+    """
+    unet = config.unet
+    images, labels = _as_list(images), _as_list(labels)
+    if len(images) != len(labels) or not images:
+        raise ValueError(f"Need one label image per image; got {len(images)} and {len(labels)}.")
+    frames, targets = [], []
+    for i, (img, lbl) in enumerate(zip(images, labels, strict=True)):
+        _check_labels(lbl, i)
+        stack = img.ndim == unet.ndim + 1 + (unet.in_channels > 1)
+        f, _ = to_frames(img, unet.ndim, unet.in_channels, is_timeseries=stack)
+        lb = lbl if stack else lbl[None]
+        if lb.shape != (f.shape[0], *f.shape[2:]):
+            raise ValueError(f"Labels {i} have shape {lbl.shape}; image {i} has {img.shape}.")
+        for t in range(f.shape[0]):
+            if config.zero_is_background or lb[t].any():
+                frames.append(f[t])
+                targets.append(lb[t].astype(np.int32) + (1 if config.zero_is_background else 0))
+    if not frames:
+        raise ValueError("The labels are empty (all 0): paint a few strokes for each class.")
+    return frames, targets
+
+
+def _resolve_classes(config: SemanticConfig, targets: list[np.ndarray]) -> SemanticConfig:
+    found = max(int(t.max()) for t in targets)
+    n = config.n_classes or found
+    if found > n:
+        raise ValueError(
+            f"The labels hold class {found - 1 + config.class_offset}; "
+            f"the model has only {n} classes."
+        )
+    if n < 2:
+        raise ValueError(
+            "Need at least two classes: label 1..K strokes for K >= 2 classes, or set "
+            "zero_is_background for a foreground/background mask."
+        )
+    unet = config.unet.model_copy(update={"out_channels": n})
+    return config.model_copy(update={"n_classes": n, "unet": unet})
+
+
+def _class_counts(targets: list[np.ndarray], n: int) -> list[int]:
+    return [int(sum((t == c + 1).sum() for t in targets)) for c in range(n)]
+
+
+def _init_state(init, resume: bool, config: SemanticConfig):
+    """Config and start state from ``init`` (model or folder): architecture comes from it."""
+    if init is None:
+        return config, None
+    from cellsight.io.model_folder import load_checkpoint
+
+    model = init if isinstance(init, SemanticModel) else SemanticModel.load(init)
+    if model.config.zero_is_background != config.zero_is_background:
+        raise ValueError("The starting model and the labels disagree on 'zero_is_background'.")
+    state = {"model": model.net.state_dict()}
+    if resume and not isinstance(init, SemanticModel):
+        last = load_checkpoint(init)
+        if last:
+            state = last
+    merged = config.model_copy(
+        update={
+            "unet": model.config.unet,
+            "n_classes": model.config.n_classes,
+            "normalization": model.config.normalization,
+            "scale": model.config.scale,
+        }
+    )
+    return merged, state
+
+
+def train_semantic(
+    images: np.ndarray | Sequence[np.ndarray],
+    labels: np.ndarray | Sequence[np.ndarray],
+    config: SemanticConfig | None = None,
+    *,
+    out_dir: str | os.PathLike | None = None,
+    init: "SemanticModel | str | os.PathLike | None" = None,
+    resume: bool = False,
+    progress: ProgressCallback = no_progress,
+    should_stop: StopCallback = never_stop,
+) -> SemanticModel:
+    """Train a semantic-segmentation U-Net from images and (sparse) label images.
+
+    Parameters
+    ----------
+    images : array or sequence of arrays
+        Images ``{Z}YX`` (``C{Z}YX`` for several channels), or stacks with a leading
+        time / slice axis, which are split into frames.
+    labels : array or sequence of arrays
+        Same spatial shapes: 1..K = classes, 0 = not annotated (or background with
+        ``config.zero_is_background``).
+    config : SemanticConfig, optional
+        Architecture, training and normalisation parameters.
+    out_dir : path, optional
+        Model folder to write; the best model is saved whenever validation
+        improves, ``last.pt`` at every validation, so a stop or a crash keeps them.
+    init : SemanticModel or path, optional
+        Start from this model (fine-tuning); its architecture, classes, normalisation
+        and scale are kept.
+    resume : bool
+        With a folder as ``init``: continue from its ``last.pt`` (weights and optimiser).
+    progress, should_stop : callable
+        Progress events carry ``{"loss", "val_loss"}``; a stop ends training early and
+        returns the best weights so far.
+
+    Returns
+    -------
+    SemanticModel
+        With ``meta`` holding the training summary and loss history.
+    """
+    config, state = _init_state(init, resume, config or SemanticConfig())
+    frames, targets = training_frames(images, labels, config)
+    config = _resolve_classes(config, targets)
+    norm = config.normalization
+    measured = measure_normalization(frames, norm.low, norm.high)
+    norm = norm.model_copy(
+        update={"low_values": list(measured.low_values), "high_values": list(measured.high_values)}
+    )
+    config = config.model_copy(update={"normalization": norm})
+    inputs = [_scaled(_normalize(f, config), config.scale) for f in frames]
+    soft = None
+    if config.scale < 1.0 and config.soft_targets:
+        values = list(range(1, config.n_classes + 1))
+        shrunk = [
+            shrink_labels(t, i.shape[1:], values) for t, i in zip(targets, inputs, strict=True)
+        ]
+        targets, soft = [s[0] for s in shrunk], [s[1] for s in shrunk]
+    elif config.scale != 1.0:
+        targets = [resize_labels(t, i.shape[1:]) for t, i in zip(targets, inputs, strict=True)]
+    meta = {
+        "training_data": {
+            "frames": len(frames),
+            "shapes": [list(f.shape) for f in frames],
+            "annotated_pixels_per_class": _class_counts(targets, config.n_classes),
+        }
+    }
+    on_checkpoint = _checkpointer(out_dir, config, meta) if out_dir else None
+    start = time.perf_counter()
+    result = train_pixel_classifier(
+        inputs,
+        targets,
+        config.unet,
+        config.training,
+        init_state=state,
+        soft_targets=soft,
+        on_checkpoint=on_checkpoint,
+        progress=progress,
+        should_stop=should_stop,
+    )
+    meta["metrics"] = {
+        "best_step": result.best_step,
+        "best_score": result.best_score,
+        "steps_done": result.steps_done,
+        "stop_reason": result.stop_reason,
+        "averaged_snapshots": result.averaged_steps,
+        "train_seconds": round(time.perf_counter() - start, 1),
+        "history": result.history,
+    }
+    model = SemanticModel(config=config, net=result.model, meta=meta)
+    if out_dir:
+        model.save(out_dir)
+    return model
+
+
+def _checkpointer(out_dir, config: SemanticConfig, meta: dict):
+    from cellsight.io.model_folder import save_checkpoint, save_model_folder
+
+    def on_checkpoint(kind: str, payload: dict) -> None:
+        if kind == "best":
+            save_model_folder(
+                out_dir,
+                config.model_dump(mode="json"),
+                payload["model"],
+                {**meta, "metrics": {"best_step": payload["step"], "best_score": payload["score"]}},
+            )
+        else:
+            save_checkpoint(out_dir, payload)
+
+    return on_checkpoint
+
+
+def _normalize(frame: np.ndarray, config: SemanticConfig) -> np.ndarray:
+    norm = config.normalization
+    values = None
+    if norm.mode == "stored" and norm.low_values:
+        values = list(zip(norm.low_values, norm.high_values, strict=True))
+    return normalize_channels(frame, norm.low, norm.high, values)[0]
+
+
+def _scaled(image: np.ndarray, factor: float) -> np.ndarray:
+    if factor == 1.0:
+        return image
+    return resize_channels(image, scaled_shape(image.shape[1:], factor))
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(axis=0, keepdims=True))
+    return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
+
+
+def _tiled_logits(net, x: np.ndarray, tta: bool, progress, **tiling) -> np.ndarray:
+    """Logits of one normalised ``(C, *spatial)`` input.
+
+    With ``tta``: the log of the mean probabilities over the 8 flips / 90° rotations /
+    transposes of Y and X.
+    """
+    if not tta:
+        return predict_tiled(net, x, progress=progress, **tiling)
+    views = dihedral_views(8)
+    total = None
+    for k, (forward, inverse) in enumerate(views):
+
+        def view_progress(ev: ProgressEvent, k=k) -> None:
+            n = max(ev.total, 1)
+            progress(ProgressEvent(k * n + ev.step, len(views) * n, "test-time augmentation"))
+
+        out = predict_tiled(net, np.ascontiguousarray(forward(x)), progress=view_progress, **tiling)
+        p = _softmax(np.ascontiguousarray(inverse(out)))
+        total = p if total is None else total + p
+    return np.log(np.clip(total / len(views), 1e-7, None))
+
+
+def predict_semantic(
+    model: SemanticModel,
+    image: np.ndarray,
+    *,
+    axes: str | None = None,
+    is_timeseries: bool = False,
+    tile_shape: Sequence[int] | None = None,
+    overlap: int | Sequence[int] | None = None,
+    batch_size: int = 4,
+    device: str | torch.device = "auto",
+    tta: bool = False,
+    progress: ProgressCallback = no_progress,
+    should_stop: StopCallback = never_stop,
+) -> SemanticPrediction:
+    """Segment an image of any size: class probabilities and argmax labels.
+
+    Parameters
+    ----------
+    model : SemanticModel
+    image : numpy.ndarray
+        ``{Z}YX`` (``C{Z}YX`` for multi-channel models), or with a leading time axis
+        when ``is_timeseries`` (or give ``axes``, e.g. ``"TYX"``, ``"ZCYX"``).
+    axes : str, optional
+        One letter per dimension from ``TCZYX``.
+    is_timeseries : bool
+        The first axis is time: frames are normalised and segmented one by one.
+    tile_shape, overlap, batch_size, device
+        See :func:`cellsight.core.nn.tiling.predict_tiled`.
+    tta : bool
+        Test-time augmentation: average the class probabilities over the 8 flips,
+        90° rotations and transposes of the Y/X plane (8x the time; smoother, usually
+        slightly more accurate outlines).
+    progress, should_stop : callable
+        A stop raises :class:`~cellsight.core.progress.Cancelled` whose ``partial``
+        holds the frames finished so far (or None).
+
+    Returns
+    -------
+    SemanticPrediction
+        ``probabilities`` float32 ``([T,] K, *spatial)``; ``labels`` uint8/uint16
+        ``([T,] *spatial)`` with class ids (1..K, or 0..K-1 when 0 is background).
+
+    Raises
+    ------
+    ValueError
+        If the image does not fit the model (2D model on 3D data, channel count).
+    """
+    config = model.config
+    frames, has_time = to_frames(
+        image, config.unet.ndim, config.unet.in_channels, axes, is_timeseries
+    )
+    probs, labels = [], []
+    dtype = np.uint8 if config.n_classes + config.class_offset <= 255 else np.uint16
+    for t, frame in enumerate(frames):
+
+        def frame_progress(ev: ProgressEvent, t=t) -> None:
+            progress(
+                ProgressEvent(
+                    t * ev.total + ev.step, len(frames) * ev.total, f"frame {t + 1}/{len(frames)}"
+                )
+            )
+
+        try:
+            logits = _tiled_logits(
+                model.net,
+                _scaled(_normalize(frame, config), config.scale),
+                tta,
+                frame_progress,
+                tile_shape=tile_shape,
+                overlap=overlap,
+                batch_size=batch_size,
+                device=device,
+                should_stop=should_stop,
+            )
+        except Cancelled as exc:
+            done = SemanticPrediction(np.stack(probs), np.stack(labels)) if probs else None
+            raise Cancelled(partial=done) from exc
+        p = _softmax(resize_channels(logits, frame.shape[1:]))
+        probs.append(p)
+        labels.append((np.argmax(p, axis=0) + config.class_offset).astype(dtype))
+    if has_time:
+        return SemanticPrediction(np.stack(probs), np.stack(labels))
+    return SemanticPrediction(probs[0], labels[0])

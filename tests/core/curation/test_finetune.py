@@ -1,0 +1,137 @@
+import numpy as np
+import pytest
+
+from cellsight.config.finetune import FineTuneConfig
+from cellsight.config.instances import InstanceConfig
+from cellsight.config.training import TrainConfig
+from cellsight.config.unet import UNetConfig
+from cellsight.core.curation import finetune as ft
+from cellsight.core.curation.correction_data import correction_frames, split_holdout
+from cellsight.core.nn.unet import UNet
+from cellsight.core.progress import Cancelled
+from cellsight.core.segmentation.instance_model import InstanceModel
+from cellsight.plugin.samples import load_sample
+
+TINY = dict(steps=2, batch_size=2, patch_size=64, device="cpu", time_limit_minutes=0)
+
+
+@pytest.fixture(scope="module")
+def crop():
+    image = load_sample("nuclei_2d")[:96, :128]
+    truth = load_sample("nuclei_2d_masks")[:96, :128].astype(np.int32)
+    return image, truth
+
+
+def test_defaults_are_short_fine_tuning_settings():
+    cfg = FineTuneConfig()
+    assert cfg.steps <= 500 and 0 < cfg.time_limit_minutes < 5
+    train = cfg.train_config(TrainConfig(flips=False, learning_rate=2e-3))
+    assert (train.steps, train.val_fraction, train.flips) == (cfg.steps, 0.0, False)
+    assert train.learning_rate == 1e-3  # half the starting model's own rate
+    assert FineTuneConfig(learning_rate=3e-4).train_config(TrainConfig()).learning_rate == 3e-4
+    with pytest.raises(ValueError):
+        FineTuneConfig(region="everything")
+
+
+def test_versions_are_numbered_and_never_reused(tmp_path):
+    assert ft.base_name("nuclei-ft012") == "nuclei" and ft.base_name("my-ft") == "my-ft"
+    first = ft.next_version_dir(tmp_path, "nuclei")
+    (tmp_path / "nuclei-ft005").mkdir()
+    later = ft.next_version_dir(tmp_path, "nuclei-ft001")
+    assert (first.name, later.name) == ("nuclei-ft001", "nuclei-ft006")
+    assert [p.name for p in ft.model_versions(tmp_path, "nuclei")] == [
+        "nuclei-ft001", "nuclei-ft005", "nuclei-ft006"]
+    model = tmp_path / "mine"
+    assert ft.version_parent(model) == (tmp_path.resolve(), "mine")
+    assert ft.version_parent("nuclei")[1] == "nuclei"
+
+
+def test_one_corrected_image_holds_out_a_stripe_and_saves_versions(crop, tmp_path):
+    image, truth = crop
+    config = FineTuneConfig(**TINY)
+    result = ft.fine_tune(image, truth, "nuclei", config, out_parent=tmp_path)
+    assert "right 25%" in result.held_out and result.steps_done == 2
+    assert result.model_dir == tmp_path / "nuclei-ft001"
+    assert result.before.tp + result.before.fn >= 3  # held-out stripe holds objects
+    assert result.kept == ("new" if result.after_ap >= result.before_ap else "old")
+    assert f"{result.before_ap:.2f} -> {result.after_ap:.2f}" in result.message
+    saved = InstanceModel.load(result.model_dir)
+    assert saved.meta["fine_tune"]["ap50_before"] == round(result.before_ap, 4)
+    assert saved.config.unet == InstanceModel.load("nuclei").config.unet
+    again = ft.fine_tune(image, truth, result.model_dir, config, out_parent=tmp_path)
+    assert again.model_dir.name == "nuclei-ft002"  # from a version: next free number
+
+
+def test_frames_of_a_time_series_are_held_out_whole(crop):
+    image, truth = crop
+    movie, labels = np.stack([image, image[:, ::-1]]), np.stack([truth, truth[:, ::-1]])
+    result = ft.fine_tune(movie, labels, "nuclei", FineTuneConfig(**TINY))
+    assert result.held_out.startswith("1 of 2 corrected frames") and result.model_dir is None
+
+
+def test_edited_mode_learns_only_around_edits(crop):
+    image, truth = crop
+    prediction = truth.copy()
+    missed = np.unique(truth)[5]
+    prediction[truth == missed] = 0  # the model missed one nucleus
+    inside = tuple(np.argwhere(truth == missed)[0])
+    with pytest.raises(ValueError, match="prediction"):
+        correction_frames(image, truth, 2, region="edited")
+    (frame,) = correction_frames(image, truth, 2, predictions=prediction, region="edited",
+                                 margin=4)
+    assert frame.mask[inside] and 0 < frame.mask.mean() < 0.2
+    (whole,) = correction_frames(image, truth, 2, predictions=prediction)
+    assert whole.mask.all()
+    with pytest.raises(ValueError, match="No corrections"):
+        correction_frames(image, truth, 2, predictions=truth)
+
+
+def test_stacks_become_slices_for_a_2d_model_and_volumes_for_a_3d_one(crop):
+    image, truth = crop
+    stack, labels = np.stack([image] * 3), np.stack([truth] * 3)
+    slices = correction_frames(stack, labels, 2, reviewed=[[0, 2]])
+    assert [f.name for f in slices] == ["image 0, frame 0", "image 0, frame 2"]
+    (volume,) = correction_frames(stack, labels, 3)
+    assert volume.image.shape == stack.shape
+    tz = correction_frames(np.stack([stack] * 2), np.stack([labels] * 2), 2, reviewed=[[1]])
+    assert [f.name for f in tz] == [f"image 0, t 1, z {z}" for z in range(3)]
+    train, held, text = split_holdout(slices, 0.5)
+    assert len(train) == len(held) == 1 and "1 of 2" in text
+    with pytest.raises(ValueError, match="2D model"):
+        correction_frames(image[0], truth[0], 2)
+
+
+def test_a_3d_model_folder_fine_tunes_in_3d(tmp_path):
+    config = InstanceConfig(unet=UNetConfig(ndim=3, depth=1, base_channels=4, out_channels=3),
+                            diameter=6.0)
+    base = InstanceModel(config=config, net=UNet(config.unet).eval(), meta={})
+    base.save(tmp_path / "tiny3d")
+    labels = np.zeros((8, 32, 32), np.int32)
+    labels[2:6, 4:10, 4:10], labels[2:6, 20:27, 18:25] = 1, 2
+    image = (labels > 0) * 100.0 + np.random.default_rng(0).normal(10, 2, labels.shape)
+    cfg = FineTuneConfig(**TINY | {"patch_size": 16})
+    result = ft.fine_tune(image, labels, tmp_path / "tiny3d", cfg, out_parent=tmp_path)
+    assert result.model_dir.name == "tiny3d-ft001"
+    assert InstanceModel.load(result.model_dir).config.unet.ndim == 3
+
+
+def test_a_worse_model_is_reported_and_the_old_one_kept(crop):
+    image, truth = crop
+    wild = FineTuneConfig(**TINY | {"learning_rate": 0.1, "steps": 4})
+    result = ft.fine_tune(image, truth, "nuclei", wild)
+    assert result.after_ap < result.before_ap and result.kept == "old"
+    assert "WORSE" in result.message and "stays active" in result.message
+
+
+def test_stop_and_bad_folders(crop, tmp_path):
+    image, truth = crop
+    with pytest.raises(Cancelled):
+        ft.fine_tune(image, truth, "nuclei", FineTuneConfig(**TINY), out_parent=tmp_path,
+                     should_stop=lambda: True)
+    assert not list(tmp_path.iterdir())  # nothing saved, no empty version folder
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "weights.pt").write_bytes(b"x")
+    with pytest.raises(ValueError, match="never overwrites"):
+        ft.fine_tune(image, truth, "nuclei", out_dir=tmp_path / "taken")
+    with pytest.raises(ValueError, match="rescale"):
+        ft.fine_tune(image, truth, "nuclei", FineTuneConfig(**TINY), diameter=1.0)

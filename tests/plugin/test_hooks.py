@@ -1,0 +1,47 @@
+import numpy as np
+
+from cellsight.io.tiff import read_image, write_image
+from cellsight.plugin.hooks import (
+    get_tiff_reader,
+    write_image_layer,
+    write_labels_layer,
+)
+
+
+def test_reader_only_claims_tiffs(tmp_path):
+    assert get_tiff_reader(str(tmp_path / "a.png")) is None
+    assert get_tiff_reader([str(tmp_path / "a.tif"), str(tmp_path / "b.png")]) is None
+    assert callable(get_tiff_reader(str(tmp_path / "a.tif")))
+
+
+def test_reader_returns_layers_with_scale_and_type(tmp_path):
+    write_image(tmp_path / "cells.tif", np.ones((3, 8, 8), np.uint16), axes="ZYX",
+                scale=(2, 0.5, 0.5))
+    write_image(tmp_path / "cells_mask.tif", np.ones((8, 8), np.uint16))
+    layers = get_tiff_reader([str(tmp_path / "cells.tif"), str(tmp_path / "cells_mask.tif")])(
+        [str(tmp_path / "cells.tif"), str(tmp_path / "cells_mask.tif")]
+    )
+    (img, img_meta, img_kind), (lbl, lbl_meta, lbl_kind) = layers
+    assert img_kind == "image" and img_meta["name"] == "cells"
+    assert img_meta["scale"] == [2, 0.5, 0.5]
+    assert img_meta["metadata"]["axes"] == "ZYX"
+    assert lbl_kind == "labels"
+
+
+def test_reader_splits_channels(tmp_path):
+    write_image(tmp_path / "two.tif", np.zeros((2, 8, 8), np.uint8), axes="CYX")
+    (_, meta, _), = get_tiff_reader(str(tmp_path / "two.tif"))(str(tmp_path / "two.tif"))
+    assert meta["channel_axis"] == 0
+    assert len(meta["scale"]) == 2
+
+
+def test_writers_roundtrip(tmp_path):
+    data = np.random.default_rng(0).random((4, 6)).astype(np.float32)
+    out = write_image_layer(str(tmp_path / "i.tif"), data, {"scale": (0.5, 0.5)})
+    assert out == [str(tmp_path / "i.tif")]
+    assert read_image(out[0]).scale == (0.5, 0.5)
+    labels = np.array([[0, 1], [2, 70000]])
+    out = write_labels_layer(str(tmp_path / "l.tif"), labels, {"metadata": {"axes": "YX"}})
+    got = read_image(out[0]).data
+    assert got.dtype == np.uint32
+    np.testing.assert_array_equal(got, labels)
