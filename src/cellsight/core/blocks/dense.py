@@ -1,0 +1,154 @@
+"""Pixel-wise predictors (semantic classes, denoising) over images of any size, block by block.
+
+Each block reads its core plus a context halo (what the network would see untiled),
+predicts, and writes the core of the result; nothing else is needed to join blocks.
+"""
+
+import math
+import time
+
+import numpy as np
+
+from cellsight.config.blocks import BlockConfig
+from cellsight.core.blocks.arrays import ArrayRef
+from cellsight.core.blocks.engine import run_blocks
+from cellsight.core.blocks.grid import Block, block_grid
+from cellsight.core.blocks.instances import BlockwiseResult, _engine
+from cellsight.core.blocks.output import as_ref, open_output
+from cellsight.core.blocks.stats import global_percentiles
+from cellsight.core.progress import ProgressCallback, StopCallback, never_stop, no_progress
+
+
+def _grid(shape, spatial: int, blocks: BlockConfig, context: int, context_z: int):
+    lead = len(shape) - spatial
+    size = [1] * lead + ([blocks.block_size_z] if spatial == 3 else []) + [blocks.block_size] * 2
+    halo = [0] * lead + ([context_z] if spatial == 3 else []) + [context] * 2
+    return size, halo
+
+
+def _dense_task(block: Block, predict, model, image: ArrayRef, out: ArrayRef, lead: int,
+                out_lead: int):
+    data = image.read(block.outer)
+    result = predict(model, data.reshape(data.shape[lead:]))
+    extra = result.ndim - (len(block.core) - lead)  # class axis of probabilities
+    crop = result[(slice(None),) * extra + block.inner[lead:]]
+    target = (slice(None),) * out_lead + block.core
+    out.write(target, crop.reshape(tuple(s.stop - s.start for s in target[:out_lead])
+                                   + tuple(s.stop - s.start for s in block.core)))
+
+
+def run_dense(model, image, predict, spatial: int, dtype, blocks: BlockConfig, out=None,
+              classes: int = 0, context: int = 32, context_z: int = 0,
+              progress: ProgressCallback = no_progress,
+              should_stop: StopCallback = never_stop, engine=None) -> BlockwiseResult:
+    """Run ``predict(model, block_array) -> array`` over every block of ``image``.
+
+    ``classes`` > 0 means the result has a leading class axis of that length (written
+    first in the output). Returns a :class:`BlockwiseResult` (``labels`` holds the
+    in-memory result, whatever it is).
+    """
+    started = time.monotonic()
+    ref, info = as_ref(image)
+    shape = ref.shape
+    if len(shape) < spatial:
+        raise ValueError(f"A {spatial}D model cannot run on an image of shape {shape}.")
+    lead = len(shape) - spatial
+    size, halo = _grid(shape, spatial, blocks, context, context_z)
+    out_shape = ((classes,) if classes else ()) + tuple(shape)
+    out_chunks = ((1,) if classes else ()) + tuple(size)
+    kind = "labels" if np.issubdtype(np.dtype(dtype), np.integer) else "image"
+    output = open_output(out, out_shape, dtype, out_chunks, _with_class_axis(info, classes),
+                         kind, blocks.overwrite, spatial)
+    grid = block_grid(shape, size, halo)
+    with _engine(engine, blocks) as eng:
+        if not eng.in_process and ref.in_memory:
+            raise ValueError("A cluster needs the image as a file (OME-Zarr or TIFF).")
+        run_blocks(eng, _dense_task, grid, predict, eng.share(model), ref, output.ref, lead,
+                   1 if classes else 0, message="predicting blocks", progress=progress,
+                   should_stop=should_stop)
+    result = output.finish()
+    return BlockwiseResult(result, output.path, 0, len(grid), time.monotonic() - started)
+
+
+def _with_class_axis(info, classes: int):
+    if not classes or not info.axes:
+        return info
+    from cellsight.core.blocks.output import AxesInfo
+
+    scale = (1.0, *info.scale) if info.scale else None
+    units = (None, *info.units) if info.units else None
+    return AxesInfo("C" + info.axes, scale, units)
+
+
+# --- semantic -------------------------------------------------------------------------
+
+
+def _semantic_labels(model, frame):
+    from cellsight.core.segmentation.semantic import predict_semantic
+
+    return predict_semantic(model, frame).labels
+
+
+def _semantic_probabilities(model, frame):
+    from cellsight.core.segmentation.semantic import predict_semantic
+
+    return predict_semantic(model, frame).probabilities
+
+
+def stored_normalisation(model, ref: ArrayRef):
+    """A copy of a semantic/instance model whose normalisation is the image-wide one."""
+    norm = model.config.normalization
+    lo, hi = global_percentiles(ref, norm.low, norm.high)
+    config = model.config.model_copy(update={"normalization": norm.model_copy(
+        update={"mode": "stored", "low_values": [lo], "high_values": [hi]})})
+    return type(model)(config=config, net=model.net, meta=model.meta)
+
+
+def predict_semantic_blockwise(model, image, blocks: BlockConfig | None = None, out=None,
+                               probabilities: bool = False,
+                               progress: ProgressCallback = no_progress,
+                               should_stop: StopCallback = never_stop,
+                               engine=None) -> BlockwiseResult:
+    """Semantic classes (or class probabilities) of an image of any size, blockwise.
+
+    ``image`` holds ``{Z}YX`` or frames ``T{Z}YX`` of a single-channel image; the
+    percentile normalisation is measured once on the whole image (a strided sample).
+    """
+    blocks = blocks or BlockConfig()
+    ref, _ = as_ref(image)
+    if model.config.unet.in_channels != 1:
+        raise ValueError("Blockwise semantic prediction takes single-channel images.")
+    fixed = stored_normalisation(model, ref)
+    spatial = model.config.unet.ndim
+    context = blocks.context or math.ceil(32 / max(model.config.scale, 1e-3))
+    n = model.config.n_classes
+    dtype = np.float32 if probabilities else (np.uint8 if n < 255 else np.uint16)
+    predict = _semantic_probabilities if probabilities else _semantic_labels
+    return run_dense(fixed, ref if not isinstance(image, str) else image, predict, spatial,
+                     dtype, blocks, out, n if probabilities else 0, context,
+                     context if spatial == 3 else 0, progress, should_stop, engine)
+
+
+# --- denoise --------------------------------------------------------------------------
+
+
+def _denoised(model, frame):
+    from cellsight.core.denoise.model import denoise
+
+    return denoise(frame, model, axes="ZYX" if frame.ndim == 3 else "YX")
+
+
+def denoise_blockwise(model, image, blocks: BlockConfig | None = None, out=None,
+                      progress: ProgressCallback = no_progress,
+                      should_stop: StopCallback = never_stop, engine=None) -> BlockwiseResult:
+    """Noise2Void-denoise an image of any size, blockwise (``{Z}YX`` or ``T{Z}YX``).
+
+    The model's own normalisation (stored at training) makes the blocks agree.
+    """
+    blocks = blocks or BlockConfig()
+    if model.net.config.in_channels != 1:
+        raise ValueError("Blockwise denoising takes single-channel images.")
+    spatial = model.ndim
+    context = blocks.context or 32
+    return run_dense(model, image, _denoised, spatial, np.float32, blocks, out, 0, context,
+                     context if spatial == 3 else 0, progress, should_stop, engine)
