@@ -45,3 +45,43 @@ def test_writers_roundtrip(tmp_path):
     got = read_image(out[0]).data
     assert got.dtype == np.uint32
     np.testing.assert_array_equal(got, labels)
+
+
+def test_ome_zarr_reader_gives_lazy_multiscale_layers(tmp_path):
+    import dask.array as da
+
+    from cellsight.io.omezarr import add_labels, write_ome_zarr
+    from cellsight.plugin.hooks import get_ome_zarr_reader
+
+    path = write_ome_zarr(tmp_path / "cells.ome.zarr", np.ones((2, 3, 40, 40), np.uint16),
+                          "CZYX", scale=(1, 2, 0.5, 0.5), levels=2, version="0.5")
+    add_labels(path, "nuclei", np.ones((3, 40, 40), np.uint16))
+    assert get_ome_zarr_reader(str(tmp_path / "x.tif")) is None
+    assert get_ome_zarr_reader(str(tmp_path / "missing.zarr")) is None
+    reader = get_ome_zarr_reader(str(path))
+    (img, img_meta, img_kind), (lbl, lbl_meta, lbl_kind) = reader(str(path))
+    assert img_kind == "image" and img_meta["multiscale"] is True
+    assert isinstance(img, list) and len(img) == 2 and isinstance(img[0], da.Array)
+    assert img[0].shape == (2, 3, 40, 40) and img[1].shape == (2, 3, 20, 20)
+    assert img_meta["channel_axis"] == 0 and img_meta["scale"] == [2, 0.5, 0.5]
+    assert img_meta["metadata"] == {"axes": "ZYX", "path": str(path)}
+    assert img_meta["name"] == "cells"
+    assert lbl_kind == "labels" and lbl_meta["multiscale"] is True and len(lbl) == 2
+    assert lbl_meta["name"] == "nuclei" and lbl_meta["scale"] == [2, 0.5, 0.5]
+    (only, meta, kind), = reader(str(path / "labels" / "nuclei"))
+    assert kind == "labels" and meta["metadata"]["axes"] == "ZYX"
+
+
+def test_ome_zarr_writers_roundtrip(tmp_path):
+    from cellsight.io.omezarr import read_ome_zarr
+    from cellsight.plugin.hooks import write_ome_zarr_image_layer, write_ome_zarr_labels_layer
+
+    data = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    out = write_ome_zarr_image_layer(str(tmp_path / "i.ome.zarr"), data,
+                                     {"scale": (2, 0.5, 0.5), "metadata": {"axes": "ZYX"}})
+    img = read_ome_zarr(out[0])
+    assert img.axes == "ZYX" and img.scale == (2, 0.5, 0.5)
+    np.testing.assert_array_equal(img.data.compute(), data)
+    out = write_ome_zarr_labels_layer(str(tmp_path / "l.ome.zarr"), [data > 0.5, data[:, ::2]],
+                                      {"scale": (1, 1, 1)})
+    assert read_ome_zarr(out[0]).kind == "labels"

@@ -12,7 +12,7 @@ import sys
 from cellsight import __version__
 
 # subcommand modules, in --help order
-COMMANDS = ("info", "pipeline", "train", "segment", "track", "denoise")
+COMMANDS = ("info", "pipeline", "train", "segment", "track", "denoise", "convert")
 
 
 class CommandError(Exception):

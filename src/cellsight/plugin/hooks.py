@@ -6,6 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from cellsight.io.omezarr import (
+    LazyImage,
+    is_ome_zarr,
+    label_names,
+    read_ome_zarr,
+    to_ngff_order,
+    write_ome_zarr,
+)
 from cellsight.io.tiff import ImageReadError, is_tiff, read_image, write_image, write_labels
 
 LABEL_HINTS = ("mask", "label", "seg", "man_track")
@@ -59,6 +67,49 @@ def get_tiff_reader(path: str | list[str]):
     return read_tiffs
 
 
+def _lazy_layer(img: LazyImage, kind: str) -> tuple:
+    """A multiscale LayerData tuple (dask levels, nothing loaded) from a LazyImage."""
+    meta: dict[str, Any] = {
+        "name": img.name,
+        "multiscale": True,
+        "metadata": {"axes": img.axes, "path": str(img.path)},
+    }
+    scale = list(img.scale)
+    if kind == "image" and "C" in img.axes and img.data.shape[img.axes.index("C")] <= 8:
+        c = img.axes.index("C")
+        meta["channel_axis"] = c
+        scale.pop(c)
+        meta["metadata"]["axes"] = img.axes.replace("C", "")
+    meta["scale"] = scale
+    return (list(img.levels), meta, kind)
+
+
+def read_ome_zarr_layers(path: str | list[str]) -> list[tuple]:
+    """Open an OME-Zarr lazily: the image as a multiscale layer, ``labels/*`` as labels.
+
+    A label image (``img.zarr/labels/nuclei``) opens as one labels layer, the
+    ``labels`` folder itself as one labels layer per label image.
+    """
+    p = Path(path if isinstance(path, str | os.PathLike) else path[0])
+    if p.name == "labels" and label_names(p.parent):
+        return [_lazy_layer(read_ome_zarr(p / n), "labels") for n in label_names(p.parent)]
+    img = read_ome_zarr(p)
+    if img.kind == "labels":
+        return [_lazy_layer(img, "labels")]
+    layers = [_lazy_layer(img, "image")]
+    for name in label_names(p):
+        layers.append(_lazy_layer(read_ome_zarr(p / "labels" / name), "labels"))
+    return layers
+
+
+def get_ome_zarr_reader(path: str | list[str]):
+    """npe2 reader contribution: return :func:`read_ome_zarr_layers` for one OME-Zarr."""
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if len(paths) != 1 or not Path(paths[0]).is_dir() or not is_ome_zarr(paths[0]):
+        return None
+    return read_ome_zarr_layers
+
+
 def _axes_from_meta(data: np.ndarray, meta: dict) -> str | None:
     axes = (meta.get("metadata") or {}).get("axes")
     if axes and len(axes) == np.ndim(data):
@@ -81,10 +132,38 @@ def write_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     return [path]
 
 
+def _ngff_layer(data: Any, meta: dict) -> tuple:
+    """Level-0 data of a layer in NGFF axis order, with its axes and scale."""
+    if isinstance(data, list | tuple):  # a multiscale layer: write level 0, rebuild the rest
+        data = data[0]
+    ndim = np.ndim(data) if not hasattr(data, "ndim") else data.ndim
+    axes = _axes_from_meta(data, meta) or "TCZYX"[-ndim:]
+    data, axes, scale, _ = to_ngff_order(data, axes, meta.get("scale"))
+    return data, axes, scale
+
+
+def write_ome_zarr_image_layer(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 writer for one image layer (multiscale OME-Zarr 0.4; never overwrites)."""
+    data, axes, scale = _ngff_layer(data, meta)
+    write_ome_zarr(path, data, axes=axes, scale=scale)
+    return [path]
+
+
+def write_ome_zarr_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 writer for one labels layer (OME-Zarr 0.4 label image; never overwrites)."""
+    data, axes, scale = _ngff_layer(data, meta)
+    write_ome_zarr(path, data, axes=axes, scale=scale, kind="labels")
+    return [path]
+
+
 __all__ = [
     "ImageReadError",
+    "get_ome_zarr_reader",
     "get_tiff_reader",
+    "read_ome_zarr_layers",
     "read_tiffs",
     "write_image_layer",
     "write_labels_layer",
+    "write_ome_zarr_image_layer",
+    "write_ome_zarr_labels_layer",
 ]
