@@ -1,0 +1,98 @@
+"""One file in, one file out: the per-file work of a batch (segment, semantic, denoise).
+
+Each function reads ``item.source``, predicts in memory (batch files are fields of view,
+not slide scans: a huge image goes through the blockwise predictors instead) and writes
+``item.output`` atomically: a TIFF (``.tif``) or an OME-Zarr (``.zarr``) by its name.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from cellsight.config.instances import InstancePostConfig, InstancePredictConfig
+
+
+def read_gray(path: str) -> tuple[np.ndarray, str]:
+    """Pixels and axes of an image file; RGB(A) pictures become one grey channel."""
+    if Path(path).suffix.lower() == ".zarr":
+        from cellsight.io.omezarr import read_ome_zarr
+
+        lazy = read_ome_zarr(path)
+        return np.asarray(lazy.data.compute()), lazy.axes
+    from cellsight.io.tiff import read_image
+
+    image = read_image(path)
+    if image.axes.endswith("S") and image.data.ndim == 3:
+        return image.data[..., :3].mean(axis=-1), image.axes[:-1]
+    return image.data, image.axes
+
+
+def instance_mode(axes: str, ndim: int, model_ndim: int, timeseries: bool = False) -> str:
+    """Prediction mode from the image's axes: ``2d``, ``3d`` (a Z stack) or ``t`` (frames).
+
+    Examples
+    --------
+    >>> instance_mode("YX", 2, 2), instance_mode("ZYX", 3, 2), instance_mode("QYX", 3, 2)
+    ('2d', '3d', 't')
+    """
+    if ndim == 2:
+        return "2d"
+    axes = axes.upper()
+    if timeseries or "T" in axes or ndim == 4:
+        return "t"
+    if "Z" in axes or model_ndim == 3:
+        return "3d"
+    return "t"  # an unnamed stack: frames stay independent, a T-stack gives a T-stack
+
+
+def write_result(path: str, array: np.ndarray, axes: str | None, labels: bool) -> None:
+    """Write a result atomically as TIFF or OME-Zarr (by the name's suffix)."""
+    if Path(path).suffix.lower() == ".zarr":
+        from cellsight.io.omezarr import write_ome_zarr
+
+        write_ome_zarr(path, array, axes=axes or _plain_axes(array.ndim),
+                       kind="labels" if labels else "image")
+        return
+    from cellsight.io.tiff import write_image, write_labels
+
+    (write_labels if labels else write_image)(path, array, axes=axes)
+
+
+def _plain_axes(ndim: int) -> str:
+    return "TZYX"[4 - ndim:]
+
+
+def segment_file(item, model, config: InstancePredictConfig, post: InstancePostConfig | None,
+                 timeseries: bool = False) -> dict:
+    """Separated objects of one file (mode from its axes unless ``config`` says 2d/3d/t)."""
+    from cellsight.core.segmentation.instance_model import segment_instances
+
+    data, axes = read_gray(item.source)
+    mode = instance_mode(axes, data.ndim, model.config.unet.ndim, timeseries)
+    labels = segment_instances(model, data, config.model_copy(update={"mode": mode}), post)
+    out_axes = {"2d": "YX", "3d": "ZYX", "t": "TYX" if labels.ndim == 3 else "TZYX"}[mode]
+    write_result(item.output, labels, out_axes, labels=True)
+    return {"objects": int(sum(len(np.unique(f)) - 1 for f in
+                               (labels if mode == "t" else [labels])))}
+
+
+def semantic_file(item, model, tta: bool = False) -> dict:
+    """Class labels of one file with a semantic model."""
+    from cellsight.core.segmentation.semantic import predict_semantic
+
+    data, axes = read_gray(item.source)
+    timeseries = data.ndim > model.config.unet.ndim
+    result = predict_semantic(model, data, is_timeseries=timeseries, tta=tta)
+    write_result(item.output, result.labels, axes if len(axes) == data.ndim else None,
+                 labels=True)
+    return {"objects": ""}
+
+
+def denoise_file(item, model) -> dict:
+    """Noise2Void-denoised copy of one file (frames first, then ``ZYX`` / ``YX``)."""
+    from cellsight.core.denoise.model import denoise
+
+    data, axes = read_gray(item.source)
+    axes = axes if len(axes) == data.ndim else None
+    write_result(item.output, denoise(data, model, axes=axes), axes, labels=False)
+    return {"objects": ""}
