@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QElapsedTimer, QTimer
 
-from cellsight.gui.denoise_widget import DenoiseWidget, axes_choices
+from cellsight.gui.denoise_widget import DenoiseWidget
+from cellsight.gui.toolkit import layer_axes_choices as axes_choices
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def _ticking():
 
 def test_train_and_denoise_with_live_preview(setup, qtbot):
     viewer, widget = setup
-    assert widget.image_box.currentText() == "noisy" and widget.axes_box.currentText() == "YX"
+    assert widget.image_box.current_choice == "noisy" and widget.axes_box.currentText() == "YX"
     assert not widget.apply_button.isEnabled()  # no model yet
     widget.form.editors["steps"].setValue(80)
     previews = []
@@ -70,7 +71,7 @@ def test_stop_keeps_the_model_then_save_load_apply(setup, qtbot, tmp_path):
     widget.load_model(tmp_path / "model")
     assert widget.model is not None and widget.apply_button.isEnabled()
     viewer.add_image(np.random.default_rng(1).normal(30, 5, (40, 48)), name="other")
-    widget.image_box.setCurrentText("other")
+    widget.image_box.value = viewer.layers["other"]
     widget.apply_button.click()
     assert widget.job is not None
     qtbot.waitUntil(lambda: "other denoised" in viewer.layers, timeout=30_000)

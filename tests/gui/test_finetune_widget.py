@@ -30,14 +30,14 @@ def test_predict_edit_fine_tune_lists_the_new_version(viewer, qtbot, tmp_path):
     # 1. predict with the built-in model
     seg = InstanceWidget(viewer)
     viewer.window.add_dock_widget(seg, name="Instance segmentation")
-    seg.device_box.setCurrentText("cpu")
+    seg.predict_form.editors["device"].setCurrentText("cpu")
     seg.start_predict()
     qtbot.waitUntil(lambda: "nuclei instances" in viewer.layers and seg.ws_job is None,
                     timeout=60_000)
     layer = viewer.layers["nuclei instances"]
     # 2. correct it: the corrections dock records the prediction, then one object goes
     fix = CorrectionsWidget(viewer)
-    fix.layer_box.setCurrentText(layer.name)
+    fix.layer_box.value = layer
     fix.snapshot_prediction()
     victim = int(np.bincount(layer.data.ravel())[1:].argmax()) + 1
     fix.ids_edit.setText(str(victim))
@@ -46,8 +46,8 @@ def test_predict_edit_fine_tune_lists_the_new_version(viewer, qtbot, tmp_path):
     # 3. fine-tune on it with a tiny step count
     w = FineTuneWidget(viewer)
     w.out_parent = tmp_path
-    w.image_box.setCurrentText("nuclei")
-    w.labels_box.setCurrentText(layer.name)
+    w.image_box.value = viewer.layers["nuclei"]
+    w.labels_box.value = layer
     w.form.editors["steps"].setValue(2)
     w.form.editors["region"].setCurrentText("edited")
     assert w.model_source() == "nuclei" and w.versions.count() == 0
@@ -80,7 +80,7 @@ def test_review_list_ranks_objects_and_jumps_to_them(viewer, qtbot):
     viewer.add_image(np.stack([image, image[::-1]]), name="movie")
     labels = viewer.add_labels(np.stack([truth, truth[::-1]]), name="cells")
     w = FineTuneWidget(viewer)
-    w.labels_box.setCurrentText("cells")
+    w.labels_box.value = labels
     w.review.views_box.setValue(2)
     job = w.review.start_review()
     qtbot.waitUntil(lambda: w.review.job is None, timeout=60_000)

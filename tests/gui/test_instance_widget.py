@@ -35,10 +35,10 @@ def test_builtin_model_segments_nuclei_and_sliders_rerun_only_watershed(
     viewer.add_image(image, name="nuclei")
     user = viewer.add_labels(np.zeros(image.shape, np.uint8), name="my labels")
     calls = _count_predictions(monkeypatch)
-    assert w.model_source() == "nuclei" and w.image_box.currentText() == "nuclei"
-    assert w.mode_box.currentText().startswith("2D")
-    w.estimate_check.setChecked(True)
-    w.device_box.setCurrentText("cpu")
+    assert w.model_source() == "nuclei" and w.image_box.current_choice == "nuclei"
+    assert w.predict_form.values()["mode"] == "2d"
+    w.predict_form.editors["estimate_diameter"].setChecked(True)
+    w.predict_form.editors["device"].setCurrentText("cpu")
     job = w.start_predict()
     assert job is not None
     qtbot.waitUntil(lambda: "nuclei instances" in viewer.layers, timeout=60_000)
@@ -48,18 +48,19 @@ def test_builtin_model_segments_nuclei_and_sliders_rerun_only_watershed(
     assert match_instances(truth, layer.data).ap > 0.6
     assert calls == [1]
     # defaults of the model were shown in the sliders
-    assert w.seed_slider.value() == pytest.approx(w.model.config.postprocessing.seed_threshold)
+    shown = w.post_form.values()["seed_threshold"]
+    assert shown == pytest.approx(w.model.config.postprocessing.seed_threshold)
 
     before = layer.data.copy()
     n_layers = len(viewer.layers)
-    w.mask_slider.setValue(0.9)
-    w.seed_slider.setValue(0.9)
+    w.post_form.editors["mask_threshold"].setValue(0.9)
+    w.post_form.editors["seed_threshold"].setValue(0.9)
     qtbot.waitUntil(lambda: not np.array_equal(layer.data, before), timeout=10_000)
     qtbot.waitUntil(lambda: w.ws_job is None, timeout=10_000)
     assert calls == [1]  # the network did not run again
     assert len(viewer.layers) == n_layers  # the plugin's own layer was updated
     assert (layer.data > 0).sum() < (before > 0).sum()  # higher mask threshold: smaller objects
-    w.min_size_box.setValue(100_000)
+    w.post_form.editors["min_size"].setValue(100_000)
     qtbot.waitUntil(lambda: layer.data.max() == 0, timeout=10_000)
     assert calls == [1]
     assert not user.data.any()  # the user's layer is never touched
@@ -69,9 +70,9 @@ def test_event_loop_runs_during_prediction_of_a_time_series(widget, qtbot, tmp_p
     viewer, w = widget
     image = load_sample("nuclei_2d")
     viewer.add_image(np.stack([image, image[::-1], image[:, ::-1]]), name="movie")
-    assert w.mode_box.currentText().startswith("T")
-    w.device_box.setCurrentText("cpu")
-    w.diameter_box.setValue(24)
+    assert w.predict_form.values()["mode"] == "t"
+    w.predict_form.editors["device"].setCurrentText("cpu")
+    w.predict_form.editors["diameter"].setValue(24)
     gaps, clock = [], QElapsedTimer()
     timer = QTimer()
     timer.setInterval(10)
@@ -94,8 +95,8 @@ def test_stop_cancels_prediction(widget, qtbot):
     viewer, w = widget
     image = load_sample("nuclei_2d")
     viewer.add_image(np.stack([image] * 30), name="long")
-    w.device_box.setCurrentText("cpu")
-    w.diameter_box.setValue(24)
+    w.predict_form.editors["device"].setCurrentText("cpu")
+    w.predict_form.editors["diameter"].setValue(24)
     job = w.start_predict()
     w.stop()
     qtbot.waitUntil(lambda: w.job is None, timeout=60_000)
@@ -108,7 +109,8 @@ def test_model_folder_and_errors(widget, tmp_path):
     assert w.start_predict() is None  # no image layer
     w.set_model_folder(tmp_path / "missing")
     assert w.model_source() == str(tmp_path / "missing")
-    assert w.post_config().seed_threshold == pytest.approx(w.seed_slider.value(), abs=1e-3)
+    shown = w.post_form.values()["seed_threshold"]
+    assert w.post_config().seed_threshold == pytest.approx(shown, abs=1e-3)
     assert w.predict_config().test_time_augmentation is False
-    w.tta_check.setChecked(True)
+    w.predict_form.editors["test_time_augmentation"].setChecked(True)
     assert w.predict_config().test_time_augmentation is True

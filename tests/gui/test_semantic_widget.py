@@ -35,8 +35,8 @@ def setup(make_napari_viewer):
 
 def test_form_follows_the_config(setup):
     viewer, widget = setup
-    assert widget.image_box.currentText() == "cells"
-    assert widget.labels_box.currentText() == "strokes"
+    assert widget.image_box.current_choice == "cells"
+    assert widget.labels_box.current_choice == "strokes"
     assert (
         "Down-sampling" in widget.network_form.editors["depth"].toolTip()
         or "down-sampling" in widget.network_form.editors["depth"].toolTip()
@@ -115,7 +115,7 @@ def test_time_series_is_segmented_frame_by_frame(setup, qtbot):
     assert job.state == "done"
     image, _ = _scene()
     viewer.add_image(np.stack([image, image[::-1]]), name="movie")
-    widget.image_box.setCurrentText("movie")
+    widget.image_box.value = viewer.layers["movie"]
     assert widget.frames_check.isChecked()  # one axis more than the 2D model
     job = widget.start_predict()
     qtbot.waitUntil(lambda: widget.job is None, timeout=30_000)
@@ -126,7 +126,7 @@ def test_time_series_is_segmented_frame_by_frame(setup, qtbot):
 def test_mismatched_layers_are_refused(setup):
     viewer, widget = setup
     viewer.add_labels(np.zeros((10, 10), np.uint8), name="small")
-    widget.labels_box.setCurrentText("small")
+    widget.labels_box.value = viewer.layers["small"]
     assert widget.start_training() is None
     assert widget.job is None
 

@@ -23,7 +23,7 @@ def tracked(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
     viewer.add_labels(_movie(), name="seg")
     widget = tw.TrackingWidget(viewer)
-    widget.labels_box.setCurrentText("seg")
+    widget.labels_box.value = viewer.layers["seg"]
     job = widget.start_tracking()
     qtbot.waitUntil(lambda: not job.is_running, timeout=30_000)
     assert job.state == "done"
@@ -115,7 +115,7 @@ def test_event_loop_keeps_running_while_tracking(make_napari_viewer, qtbot):
     # long enough (240 frames) that the job spans many 5 ms timer ticks
     viewer.add_labels(np.concatenate([seg, seg[::-1]] * 6), name="seg")
     widget = tw.TrackingWidget(viewer)
-    widget.solver_box.setCurrentText("greedy")
+    widget.form.editors["solver"].setCurrentText("greedy")
     gaps, clock, state = [], QElapsedTimer(), {}
     timer = QTimer()
     timer.setInterval(5)

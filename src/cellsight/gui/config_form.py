@@ -1,10 +1,31 @@
-"""Qt form rows built from a pydantic config: labels and tooltips come from its fields."""
+"""Qt form rows built from a pydantic config: labels, tooltips and bounds come from its fields.
+
+Each field becomes an editor chosen by its annotation (``Literal`` -> combo box, ``bool``
+-> check box, ``int`` / ``float`` -> spin box with the field's ``ge`` / ``le`` bounds).
+Per-field ``options`` adjust the look without repeating the bounds:
+
+- ``labels``: ``{value: text}`` shown for the choices of a ``Literal`` field;
+- ``slider``: True for a labelled slider instead of a spin box (float fields);
+- ``suffix``: unit text after the number (``" px"``);
+- ``special``: text shown at the minimum (``"auto"`` where 0 means derived).
+"""
 
 import typing
 
-from qtpy.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from qtpy.QtCore import Qt, Signal
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QSpinBox,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
 
 from cellsight.config.base import StrictConfig
+
+INT_LIMIT = 2**31 - 1
 
 
 def _bounds(info) -> tuple[float | None, float | None]:
@@ -19,39 +40,80 @@ def _bounds(info) -> tuple[float | None, float | None]:
     return lo, hi
 
 
-def _editor(info, value) -> QWidget:
-    annotation = info.annotation
-    if typing.get_origin(annotation) is typing.Literal:
-        box = QComboBox()
-        box.addItems([str(v) for v in typing.get_args(annotation)])
-        box.setCurrentText(str(value))
-        return box
-    if annotation is bool:
-        box = QCheckBox()
-        box.setChecked(bool(value))
-        return box
-    lo, hi = _bounds(info)
-    if annotation is int:
-        box = QSpinBox()
-        box.setRange(int(lo if lo is not None else -(2**31)), int(min(hi or 2**31 - 1, 2**31 - 1)))
-        box.setValue(int(value))
-        return box
-    box = QDoubleSpinBox()
-    box.setDecimals(6 if value and abs(value) < 0.01 else 3)
-    box.setRange(float(lo if lo is not None else -1e9), float(hi if hi is not None else 1e9))
-    box.setSingleStep(max(abs(float(value)) / 10, 1e-6) if value else 0.1)
-    box.setValue(float(value))
+def _choice_box(info, value, labels: dict) -> QComboBox:
+    box = QComboBox()
+    for choice in typing.get_args(info.annotation):
+        box.addItem(labels.get(choice, str(choice)), choice)
+    box.setCurrentIndex(max(box.findData(value), 0))
     return box
 
 
-def _read(box: QWidget, info):
+def _slider(lo, hi, value) -> QLabeledDoubleSlider:
+    slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+    slider.setRange(float(lo if lo is not None else 0.0), float(hi if hi is not None else 1.0))
+    slider.setSingleStep(0.01)
+    slider.setValue(float(value))
+    return slider
+
+
+def _number_box(info, value, options: dict) -> QWidget:
+    lo, hi = _bounds(info)
+    if options.get("slider"):
+        return _slider(lo, hi, value)
+    if info.annotation is int:
+        box = QSpinBox()
+        hi = INT_LIMIT if hi is None else min(hi, INT_LIMIT)
+        box.setRange(int(lo if lo is not None else -INT_LIMIT), int(hi))
+    else:
+        box = QDoubleSpinBox()
+        box.setDecimals(6 if value and abs(value) < 0.01 else 3)
+        box.setRange(float(lo if lo is not None else -1e9), float(hi if hi is not None else 1e9))
+        box.setSingleStep(max(abs(float(value)) / 10, 1e-6) if value else 0.1)
+    box.setSuffix(options.get("suffix", ""))
+    box.setSpecialValueText(options.get("special", ""))
+    _set_number(box, value)
+    return box
+
+
+def _set_number(box: QWidget, value) -> None:
+    box.setValue(int(value) if isinstance(box, QSpinBox) else float(value))
+
+
+def _editor(info, value, options: dict) -> QWidget:
+    if typing.get_origin(info.annotation) is typing.Literal:
+        return _choice_box(info, value, options.get("labels", {}))
+    if info.annotation is bool:
+        box = QCheckBox()
+        box.setChecked(bool(value))
+        return box
+    return _number_box(info, value, options)
+
+
+def _read(box: QWidget):
     if isinstance(box, QComboBox):
-        text = box.currentText()
-        choices = typing.get_args(info.annotation)
-        return next(c for c in choices if str(c) == text)
+        return box.currentData()
     if isinstance(box, QCheckBox):
         return box.isChecked()
     return box.value()
+
+
+def _write(box: QWidget, value) -> None:
+    box.blockSignals(True)
+    if isinstance(box, QComboBox):
+        box.setCurrentIndex(max(box.findData(value), 0))
+    elif isinstance(box, QCheckBox):
+        box.setChecked(bool(value))
+    else:
+        _set_number(box, value)
+    box.blockSignals(False)
+
+
+def _changed_signal(box: QWidget):
+    if isinstance(box, QComboBox):
+        return box.currentIndexChanged
+    if isinstance(box, QCheckBox):
+        return box.toggled
+    return box.valueChanged
 
 
 class ConfigForm(QFormLayout):
@@ -63,24 +125,50 @@ class ConfigForm(QFormLayout):
         Instance whose values fill the editors.
     fields : sequence of str
         Field names to show, in order; the others keep the instance's values.
+    options : dict, optional
+        ``{field: {option: value}}`` (see the module docstring).
+
+    Attributes
+    ----------
+    changed : Signal
+        Emitted when the user edits any field (not by :meth:`set_values`).
     """
 
-    def __init__(self, config: StrictConfig, fields: typing.Sequence[str]):
+    changed = Signal()
+
+    def __init__(self, config: StrictConfig, fields: typing.Sequence[str], options=None):
         super().__init__()
         self._base = config
         self.editors: dict[str, QWidget] = {}
+        options = options or {}
         for name in fields:
             info = type(config).model_fields[name]
             title, tip = type(config).field_help(name)
-            box = _editor(info, getattr(config, name))
+            box = _editor(info, getattr(config, name), options.get(name, {}))
             box.setToolTip(tip)
+            _changed_signal(box).connect(self._emit_changed)
             self.editors[name] = box
             self.addRow(title, box)
 
+    def _emit_changed(self, *args) -> None:
+        self.changed.emit()
+
     def values(self) -> dict:
         """The edited values, by field name."""
-        fields = type(self._base).model_fields
-        return {name: _read(box, fields[name]) for name, box in self.editors.items()}
+        return {name: _read(box) for name, box in self.editors.items()}
+
+    def set_values(self, values) -> None:
+        """Show ``values`` in the editors without emitting ``changed``.
+
+        A config of the form's type also becomes the base for the fields not shown.
+        """
+        if isinstance(values, type(self._base)):
+            self._base = values
+        if isinstance(values, StrictConfig):
+            values = values.model_dump()
+        for name, box in self.editors.items():
+            if name in values:
+                _write(box, values[name])
 
     def config(self, **extra) -> StrictConfig:
         """A validated config: the base values updated with the edited ones and ``extra``."""

@@ -6,24 +6,15 @@ redo work. Edits are tracked against the model's prediction (kept in the layer's
 as ``cellsight_prediction`` by the segmentation widgets, or snapshotted here).
 """
 
+import napari
 import numpy as np
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFormLayout,
-    QGridLayout,
-    QLabel,
-    QLineEdit,
-    QListWidget,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QCheckBox, QLabel, QLineEdit, QListWidget, QVBoxLayout, QWidget
 
 from cellsight.core.curation import corrections as corr
-from cellsight.gui.layer_utils import add_or_update_labels, apply_labels_edit, layers_of_type
+from cellsight.gui.layer_utils import add_or_update_labels, apply_labels_edit
+from cellsight.gui.toolkit import button_grid, form, layer_chooser
 
 PREDICTION_KEY = "cellsight_prediction"
 
@@ -34,7 +25,7 @@ class CorrectionsWidget(QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.layer_box = QComboBox()
+        self.layer_box = layer_chooser(napari_viewer, napari.layers.Labels)
         self.ids_edit = QLineEdit()
         self.ids_edit.setPlaceholderText("e.g. 3, 7 (Alt+click objects to add)")
         self.time_box = QCheckBox("first axis is time")
@@ -45,20 +36,12 @@ class CorrectionsWidget(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(300)
         self._refresh_timer.timeout.connect(self.refresh_edits)
-        self._build()
         self._watched = None
-        self.viewer.layers.events.inserted.connect(self._sync_layers)
-        self.viewer.layers.events.removed.connect(self._sync_layers)
-        self._sync_layers()
+        self._build()
 
     # --- layout -----------------------------------------------------------------
     def _build(self) -> None:
-        form = QFormLayout()
-        form.addRow("Labels layer", self.layer_box)
-        form.addRow("Selected ids", self.ids_edit)
-        form.addRow("", self.time_box)
-        grid = QGridLayout()
-        buttons = [
+        grid, self.buttons = button_grid([
             ("Add selected label", self.add_selected_label),
             ("Merge", self.merge),
             ("Split (seed points)", self.split_seeds),
@@ -69,39 +52,19 @@ class CorrectionsWidget(QWidget):
             ("Add seed/line layers", self.add_helper_layers),
             ("Set as prediction", self.snapshot_prediction),
             ("Refresh edits", self.refresh_edits),
-        ]
-        self.buttons = {}
-        for k, (text, slot) in enumerate(buttons):
-            b = QPushButton(text)
-            b.clicked.connect(slot)
-            grid.addWidget(b, k // 2, k % 2)
-            self.buttons[text] = b
+        ], columns=2)
         self.edits_list.itemClicked.connect(self._jump_to_edit)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(form(("Labels layer", self.layer_box), ("Selected ids", self.ids_edit),
+                              ("", self.time_box)))
         layout.addLayout(grid)
         layout.addWidget(QLabel("Edited regions (click to go there)"))
         layout.addWidget(self.edits_list)
         layout.addWidget(self.status)
-        self.layer_box.currentTextChanged.connect(self._watch_layer)
+        self.layer_box.changed.connect(self._watch_layer)
+        self._watch_layer(self.layer_box.value)
 
-    def _sync_layers(self, event=None) -> None:
-        current = self.layer_box.currentText()
-        names = [
-            layer.name
-            for layer in layers_of_type(self.viewer, "Labels")
-            if not layer.metadata.get("cellsight_overlay")
-        ]
-        self.layer_box.blockSignals(True)
-        self.layer_box.clear()
-        self.layer_box.addItems(names)
-        if current in names:
-            self.layer_box.setCurrentText(current)
-        self.layer_box.blockSignals(False)
-        self._watch_layer(self.layer_box.currentText())
-
-    def _watch_layer(self, name: str) -> None:
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+    def _watch_layer(self, layer) -> None:
         if layer is self._watched:
             return
         if self._watched is not None:
@@ -118,8 +81,9 @@ class CorrectionsWidget(QWidget):
     # --- helpers ----------------------------------------------------------------
     @property
     def layer(self):
-        """The Labels layer being corrected (None if there is none)."""
-        return self._watched
+        """The Labels layer being corrected (None if there is none or it was removed)."""
+        watched = self._watched
+        return watched if watched is not None and watched in self.viewer.layers else None
 
     def selected_ids(self) -> list[int]:
         """Ids typed in the selection field."""

@@ -19,11 +19,6 @@ def apply_labels_edit(layer, new: np.ndarray) -> int:
     return int(changed[0].size)
 
 
-def layers_of_type(viewer, kind: str) -> list:
-    """Layers of ``kind`` ("Image", "Labels", "Points", "Shapes", "Tracks")."""
-    return [layer for layer in viewer.layers if type(layer).__name__ == kind]
-
-
 def owned_layer(viewer, name: str):
     """The layer called ``name`` if cellsight created it, else None."""
     if name in viewer.layers and viewer.layers[name].metadata.get("cellsight_owned"):

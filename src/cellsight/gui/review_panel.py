@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
 
 from cellsight.core.curation.review import review_objects
 from cellsight.core.segmentation.instance_model import InstanceModel
-from cellsight.gui.workers import start_job
+from cellsight.gui.toolkit import JobMixin
 
 #: most objects shown in the list
 MAX_ITEMS = 500
@@ -32,7 +32,7 @@ def review_job(source, image, labels, config, n_views, progress, should_stop):
     return review_objects(model, image, labels, config, n_views, progress, should_stop)
 
 
-class ReviewPanel(QWidget):
+class ReviewPanel(JobMixin, QWidget):
     """List the most uncertain objects of a Labels layer; click one to jump to it.
 
     Parameters
@@ -47,7 +47,7 @@ class ReviewPanel(QWidget):
         super().__init__()
         self.viewer = viewer
         self._inputs = inputs
-        self.job = None
+        self.init_jobs(viewer, "Ranks the objects of the Labels layer, most uncertain first.")
         self.items = []
         self._labels_layer = None
         self.views_box = QSpinBox()
@@ -59,17 +59,15 @@ class ReviewPanel(QWidget):
         self.review_button.clicked.connect(self.start_review)
         self.list = QListWidget()
         self.list.itemClicked.connect(self._jump)
-        self.status = QLabel("Ranks the objects of the Labels layer, most uncertain first.")
-        self.status.setWordWrap(True)
         row = QHBoxLayout()
-        row.addWidget(self.review_button)
-        row.addWidget(QLabel("views"))
-        row.addWidget(self.views_box)
+        for widget in (self.review_button, self.stop_button, QLabel("views"), self.views_box):
+            row.addWidget(widget)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(row)
-        layout.addWidget(self.list)
-        layout.addWidget(self.status)
+        for widget in (self.progress_bar, self.list, self.status):
+            layout.addWidget(widget)
+        self.busy_disables(self.review_button, self.views_box)
 
     def start_review(self):
         """Read the layers (main thread) and rank the objects in a worker."""
@@ -81,15 +79,10 @@ class ReviewPanel(QWidget):
         image = np.asarray(image_layer.data, np.float32)
         labels = np.asarray(labels_layer.data)
         self._labels_layer = labels_layer
-        self.review_button.setEnabled(False)
-        self.status.setText("Measuring uncertainty …")
-        self.job = start_job(
+        return self.run_job(
             review_job, source, image, labels, config, self.views_box.value(),
-            name="Review list", on_result=self.show_items,
-            on_error=lambda exc: self.status.setText(f"Failed: {exc}"),
-            on_finished=self._finished,
+            name="Review list", status="Measuring uncertainty …", on_result=self.show_items,
         )
-        return self.job
 
     def show_items(self, result) -> None:
         """Fill the list from a :class:`~cellsight.core.curation.review.ReviewResult`."""
@@ -102,10 +95,6 @@ class ReviewPanel(QWidget):
         extra = (f"; most uncertain frame: {worst} ({result.frame_scores[worst]:.3f})"
                  if len(result.frame_scores) > 1 else "")
         self.status.setText(f"{len(result.items)} objects ranked{extra}. Click one to go there.")
-
-    def _finished(self) -> None:
-        self.job = None
-        self.review_button.setEnabled(True)
 
     def _jump(self, item) -> None:
         self.jump_to(self.list.row(item))

@@ -8,29 +8,21 @@ on the last two selected cells through :class:`TrackEditor` (undo / redo include
 and the labels, the Tracks layer and the tree are refreshed after every edit.
 """
 
+import napari
 import numpy as np
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
-    QFormLayout,
-    QGridLayout,
-    QLabel,
-    QPushButton,
-    QSpinBox,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from cellsight.config.tracking import TrackingConfig
 from cellsight.core.tracking import track
 from cellsight.core.tracking.editing import TrackEditor
-from cellsight.gui.layer_utils import layers_of_type
 from cellsight.gui.lineage_view import LineageView
-from cellsight.gui.workers import start_job
+from cellsight.gui.toolkit import ConfigForm, JobMixin, button_grid, form, layer_chooser
 
-NO_IMAGE = "(none)"
+FIELDS = ("solver", "max_distance", "max_gap", "divisions")
+FORM_OPTIONS = {"max_distance": {"special": "auto"}}
+EDIT_ACTIONS = ("Break link", "Link", "Mark division", "Unmark division", "Delete track",
+                "Undo", "Redo")
 
 
 def run_tracking(labels, image, config, progress, should_stop):
@@ -38,13 +30,12 @@ def run_tracking(labels, image, config, progress, should_stop):
     return track(labels, image, config, progress=progress, should_stop=should_stop)
 
 
-class TrackingWidget(QWidget):
+class TrackingWidget(JobMixin, QWidget):
     """Track cells in a labels time series and correct the result."""
 
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
-        self.job = None
         self.editor: TrackEditor | None = None
         self.labels_layer = None
         self.tracks_layer = None
@@ -52,119 +43,56 @@ class TrackingWidget(QWidget):
         self.lineage = LineageView()
         self.lineage.node_clicked.connect(self.go_to_node)
         self._lineage_dock = None
+        self.init_jobs(napari_viewer, stop_text="Cancel")
         self._build()
-        self.viewer.layers.events.inserted.connect(self._sync_layers)
-        self.viewer.layers.events.removed.connect(self._sync_layers)
-        self._sync_layers()
 
     # --- layout -----------------------------------------------------------------
     def _build(self) -> None:
-        self.labels_box, self.image_box = QComboBox(), QComboBox()
-        self.solver_box = QComboBox()
-        self.solver_box.addItems(["ilp", "greedy"])
-        self.distance_spin = QDoubleSpinBox()
-        self.distance_spin.setRange(0.0, 1e5)
-        self.distance_spin.setSpecialValueText("auto")
-        self.gap_spin = QSpinBox()
-        self.gap_spin.setRange(0, 10)
-        self.gap_spin.setValue(TrackingConfig().max_gap)
-        self.division_check = QCheckBox("allow divisions")
-        self.division_check.setChecked(True)
-        form = QFormLayout()
-        form.addRow("Labels", self.labels_box)
-        form.addRow("Image (optional)", self.image_box)
-        for name, box in (("solver", self.solver_box), ("max_distance", self.distance_spin),
-                          ("max_gap", self.gap_spin)):
-            title, tip = TrackingConfig.field_help(name)
-            box.setToolTip(tip)
-            form.addRow(title, box)
-        form.addRow("", self.division_check)
-        self.track_button = QPushButton("Track")
-        self.track_button.clicked.connect(self.start_tracking)
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.status = QLabel("")
+        self.labels_box = layer_chooser(self.viewer, napari.layers.Labels)
+        self.image_box = layer_chooser(self.viewer, napari.layers.Image, optional=True)
+        self.form = ConfigForm(TrackingConfig(), FIELDS, FORM_OPTIONS)
+        grid, self.buttons = button_grid([("Track", self.start_tracking)], columns=1)
+        self.track_button = self.buttons.pop("Track")
         self.selection_label = QLabel("Click a cell in the tracked labels to select it.")
         self.selection_label.setWordWrap(True)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.track_button)
-        layout.addWidget(self.cancel_button)
-        layout.addWidget(self.status)
-        layout.addWidget(self.selection_label)
-        layout.addLayout(self._edit_buttons())
-        layout.addStretch(1)
-
-    def _edit_buttons(self) -> QGridLayout:
-        grid = QGridLayout()
-        self.buttons = {}
-        actions = [
-            ("Break link", self.break_link),
-            ("Link", self.link_selected),
-            ("Mark division", self.mark_division),
-            ("Unmark division", self.unmark_division),
-            ("Delete track", self.delete_track),
-            ("Undo", self.undo),
-            ("Redo", self.redo),
-        ]
-        for k, (text, slot) in enumerate(actions):
-            button = QPushButton(text)
-            button.clicked.connect(slot)
+        edits, self.buttons = button_grid(zip(EDIT_ACTIONS, self._edit_slots(), strict=True), 2)
+        for button in self.buttons.values():
             button.setEnabled(False)
-            grid.addWidget(button, k // 2, k % 2)
-            self.buttons[text] = button
-        return grid
+        layout = QVBoxLayout(self)
+        layout.addLayout(form(("Labels", self.labels_box), ("Image (optional)", self.image_box)))
+        layout.addLayout(self.form)
+        layout.addLayout(grid)
+        for widget in (self.stop_button, self.progress_bar, self.status, self.selection_label):
+            layout.addWidget(widget)
+        layout.addLayout(edits)
+        layout.addStretch(1)
+        self.busy_disables(self.track_button)
 
-    def _sync_layers(self, event=None) -> None:
-        for box, kind, extra in ((self.labels_box, "Labels", []),
-                                 (self.image_box, "Image", [NO_IMAGE])):
-            current = box.currentText()
-            box.clear()
-            box.addItems(extra + [layer.name for layer in layers_of_type(self.viewer, kind)])
-            if current:
-                box.setCurrentText(current)
+    def _edit_slots(self) -> tuple:
+        return (self.break_link, self.link_selected, self.mark_division, self.unmark_division,
+                self.delete_track, self.undo, self.redo)
 
     # --- tracking ---------------------------------------------------------------
     def config(self) -> TrackingConfig:
         """The parameters currently set in the widget."""
-        return TrackingConfig(
-            solver=self.solver_box.currentText(),
-            max_distance=self.distance_spin.value(),
-            max_gap=self.gap_spin.value(),
-            divisions=self.division_check.isChecked(),
-        )
+        return self.form.config()
 
     def start_tracking(self):
         """Read the chosen layers (main thread) and track them in a worker thread."""
-        name = self.labels_box.currentText()
-        if not name or name not in self.viewer.layers:
+        layer = self.labels_box.value
+        if layer is None:
             show_error("Choose a Labels layer with a time series to track.")
             return None
-        labels = np.asarray(self.viewer.layers[name].data)
-        image_name = self.image_box.currentText()
-        image = None
-        if image_name and image_name != NO_IMAGE and image_name in self.viewer.layers:
-            image = np.asarray(self.viewer.layers[image_name].data)
-        self._source = (name, labels)
-        self.track_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText("Tracking ...")
-        self.job = start_job(
-            run_tracking, labels, image, self.config(), name="Tracking",
-            on_result=self._show_result, on_finished=self._finished,
-            on_error=lambda exc: self.status.setText(f"Failed: {exc}"),
-        )
-        return self.job
+        labels = np.asarray(layer.data)
+        image = self.image_box.value
+        image = None if image is None else np.asarray(image.data)
+        self._source = (layer.name, labels)
+        return self.run_job(run_tracking, labels, image, self.config(), name="Tracking",
+                            status="Tracking …", on_result=self._show_result)
 
     def cancel(self) -> None:
         """Ask the running job to stop."""
-        if self.job is not None:
-            self.job.cancel()
-
-    def _finished(self) -> None:
-        self.track_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
+        self.stop()
 
     def _show_result(self, result) -> None:
         name, labels = self._source

@@ -8,16 +8,23 @@ returns True, stop and either return what is done or raise
 happens on the main thread: progress goes to napari's activity dock, errors become a
 napari notification that names the cause, and results are handed to ``on_result``
 (which typically adds layers to the viewer).
+
+Each job is also known to napari: its progress bar in the activity dock has a Cancel
+button (a :class:`~napari.utils.progress.cancelable_progress` that calls
+:meth:`Job.cancel`), and it is registered with the viewer window's task-status manager,
+so closing napari while it runs asks for confirmation and then cancels it.
 """
 
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from napari.utils import progress as napari_progress
 from napari.utils.notifications import show_error, show_info
+from napari.utils.progress import cancelable_progress
+from napari.utils.task_status import Status
 from qtpy.QtCore import QTimer
 from superqt.utils import create_worker
 
@@ -33,17 +40,58 @@ _RUNNING: set["Job"] = set()  # keeps jobs (and their Qt objects) alive while th
 PROGRESS_INTERVAL_MS = 100
 
 
+#: napari task-status state of each final job state
+_FINAL_STATUS = {"done": Status.COMPLETED, "cancelled": Status.CANCELLED, "failed": Status.FAILED}
+
+
+class JobProgress(cancelable_progress):
+    """napari progress bar of a job; its Cancel button (activity dock) stops the job."""
+
+    def cancel(self) -> None:
+        """Mark the bar cancelled and ask the job to stop (main thread)."""
+        super().cancel()
+        if self.cancel_callback is not None:
+            self.cancel_callback()
+
+
+def _task_window(viewer):
+    """The napari window that tracks running tasks, if there is one."""
+    if viewer is None:
+        from napari import current_viewer
+
+        viewer = current_viewer()
+    window = getattr(viewer, "window", None)
+    return window if hasattr(window, "_register_task_status") else None
+
+
+def _weak(method):
+    """A callback that calls ``method`` while its object lives (napari keeps task entries)."""
+    ref = weakref.WeakMethod(method)
+
+    def call():
+        bound = ref()
+        return bound() if bound is not None else False
+
+    return call
+
+
 class Job:
     """Handle of one background job: cancel it, or wait for its state."""
 
-    def __init__(self, name: str, total: int):
+    def __init__(self, name: str, total: int, viewer=None):
         self.name = name
         self._stop = threading.Event()
         self._events: deque[ProgressEvent] = deque()  # appended by the worker thread
         self._timer = QTimer()
         self._timer.setInterval(PROGRESS_INTERVAL_MS)
-        self._pbar = napari_progress(total=total, desc=name)
+        self._pbar = JobProgress(total=total, desc=name, cancel_callback=self.cancel)
         self._pbar.refresh()  # build the activity-dock widget now, not mid-job
+        self._window = _task_window(viewer)
+        self.task_id = None
+        if self._window is not None:
+            self.task_id = self._window._register_task_status(
+                "cellsight", Status.BUSY, name, cancel_callback=_weak(self.cancel)
+            )
         self._message = ""
         self.worker = None
         self.state = "running"  # -> "done" | "cancelled" | "failed"
@@ -87,6 +135,9 @@ class Job:
         self._timer.stop()
         self._pbar.close()
         _RUNNING.discard(self)
+        if self._window is not None:
+            status = _FINAL_STATUS.get(self.state, Status.COMPLETED)
+            self._window._update_task_status(self.task_id, status, f"{self.name}: {self.state}")
 
 
 def start_job(
@@ -99,6 +150,7 @@ def start_job(
     on_error: Callable[[BaseException], None] | None = None,
     on_finished: Callable[[], None] | None = None,
     total: int = 0,
+    viewer: Any = None,
     **kwargs: Any,
 ) -> Job:
     """Run ``func(*args, progress=..., should_stop=..., **kwargs)`` in a worker thread.
@@ -125,12 +177,15 @@ def start_job(
         Main thread, always called last (done, cancelled or failed).
     total : int
         Expected number of progress steps (0 = unknown until the job reports one).
+    viewer : napari.Viewer, optional
+        Whose window lists the job as a running task (asked about on close); default
+        :func:`napari.current_viewer`.
 
     Returns
     -------
     Job
     """
-    job = Job(name, total)
+    job = Job(name, total, viewer)
 
     def report(event: ProgressEvent) -> None:  # worker thread: just queue it
         job._events.append(event)
