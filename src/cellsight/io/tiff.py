@@ -125,9 +125,12 @@ def read_image(path: str | os.PathLike) -> ImageData:
 
     Examples
     --------
-    >>> img = read_image("sample_data/dsb2018_nuclei.tif")  # doctest: +SKIP
-    >>> img.axes
-    'YX'
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "nuclei.tif")
+    >>> _ = write_image(path, np.zeros((4, 5), np.uint8))
+    >>> img = read_image(path)
+    >>> img.axes, img.data.shape
+    ('YX', (4, 5))
     """
     import tifffile
 

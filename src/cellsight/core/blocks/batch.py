@@ -79,18 +79,24 @@ def _is_image(path: Path) -> bool:
     return not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def plan_outputs(files: Sequence[Path], out_dir: str | os.PathLike, suffix: str) -> list[BatchItem]:
+def plan_outputs(files: Sequence[Path], out_dir: str | os.PathLike, suffix: str,
+                 keep_tif_names: bool = False) -> list[BatchItem]:
     """One output per input in ``out_dir``: ``<name><suffix>`` (``name`` without extensions).
+
+    With ``keep_tif_names`` a TIFF input's output keeps its file name.
 
     Examples
     --------
     >>> [i.output for i in plan_outputs([Path("a/x.ome.tif")], "out", "_labels.tif")]
     ['out/x_labels.tif']
+    >>> [i.output for i in plan_outputs([Path("a/x.tif"), Path("b/y.png")], "o", ".tif", True)]
+    ['o/x.tif', 'o/y.tif']
     """
     items, seen = [], {}
     for f in files:
         stem = f.name.split(".")[0]
-        out = Path(out_dir) / f"{stem}{suffix}"
+        keep = keep_tif_names and f.suffix.lower() in (".tif", ".tiff")
+        out = Path(out_dir) / (f.name if keep else f"{stem}{suffix}")
         if out in seen:
             raise ValueError(f"{f} and {seen[out]} would both write {out}; rename one.")
         seen[out] = f

@@ -59,7 +59,7 @@ def block_grid(
     >>> len(blocks), blocks[0].outer, blocks[-1].core
     (6, (slice(0, 5, None), slice(0, 5, None)), (slice(8, 10, None), slice(4, 7, None)))
     >>> blocks[4].inner
-    (slice(1, 5, None), slice(0, 4, None))
+    (slice(1, 3, None), slice(0, 4, None))
     """
     if not (len(shape) == len(block) == len(halo)):
         raise ValueError(f"shape {shape}, block {block} and halo {halo} differ in length.")

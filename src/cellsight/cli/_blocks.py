@@ -1,0 +1,132 @@
+"""Big images and batches for ``cellsight segment`` and ``cellsight denoise``.
+
+The same options on both commands: ``--block-size``, ``--workers N`` (a local dask cluster)
+or ``--scheduler ADDRESS`` (a running one), ``--overwrite``. An input or output ending in
+``.zarr`` means OME-Zarr and runs blockwise; a TIFF bigger than :data:`MEMORY_LIMIT` is read
+lazily and runs blockwise too. Several inputs, a folder or a glob pattern make a batch:
+one output per file in the ``--out`` folder, in parallel on the same engine, resumable,
+with ``summary.csv``.
+"""
+
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+
+from cellsight.cli._options import add_config_options
+from cellsight.cli._progress import ProgressBars
+
+#: inputs larger than this (bytes on disk) are read block by block
+MEMORY_LIMIT = int(os.environ.get("CELLSIGHT_MEMORY_LIMIT", 2 * 1024**3))
+BLOCK_OPTIONS = ("block_size", "workers", "scheduler", "retries", "overwrite")
+
+
+def add_block_options(parser) -> None:
+    """The big-data and engine options (fields of BlockConfig)."""
+    from cellsight.config.blocks import BlockConfig
+
+    add_config_options(parser, BlockConfig, BLOCK_OPTIONS, prefix="Big data / batch: ")
+
+
+def block_config(args):
+    """The BlockConfig the options describe."""
+    from cellsight.config.blocks import BlockConfig
+
+    given = {k: getattr(args, k) for k in BLOCK_OPTIONS if getattr(args, k, None) is not None}
+    return BlockConfig(**given)
+
+
+def _is_zarr(path) -> bool:
+    return str(path).rstrip("/").lower().endswith(".zarr")
+
+
+def _size_on_disk(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size if path.exists() else 0
+
+
+def is_batch(images: list[str]) -> bool:
+    """Several inputs, a folder (not a .zarr) or a glob pattern."""
+    if len(images) != 1:
+        return True
+    one = images[0]
+    if _is_zarr(one):
+        return False
+    return Path(one).is_dir() or (not Path(one).exists() and bool(glob.glob(one)))
+
+
+def is_blockwise(image: str, out: str, args) -> bool:
+    """One big image: OME-Zarr in or out, a TIFF over the memory limit, or --block-size."""
+    if getattr(args, "block_size", None) is not None:
+        return True
+    return _is_zarr(image) or _is_zarr(out) or _size_on_disk(Path(image)) > MEMORY_LIMIT
+
+
+def _engine(config):
+    from cellsight.core.blocks.engine import Engine
+
+    return Engine(workers=config.workers or None, scheduler=config.scheduler or None,
+                  retries=config.retries)
+
+
+def run_batch_command(args, label: str, work, *work_args) -> int:
+    """Run ``work(item, *work_args)`` over the inputs; print the table; 1 if a file failed."""
+    from cellsight.core.blocks.batch import expand_inputs, plan_outputs, run_batch
+
+    config = block_config(args)
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file; several inputs need an output folder.")
+    items = plan_outputs(expand_inputs(args.images), out_dir, ".tif", keep_tif_names=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _engine(config) as engine, ProgressBars(label) as progress:
+        rows = run_batch(engine, work, items, *work_args, out_dir=out_dir,
+                         overwrite=config.overwrite, progress=progress)
+    counts = {s: sum(r.status == s for r in rows) for s in ("done", "skipped", "error")}
+    print(json.dumps({"out": str(out_dir), "files": len(rows), **counts,
+                      "summary": str(out_dir / "summary.csv")}, indent=2))
+    for row in rows:
+        if row.status == "error":
+            print(f"cellsight: {row.file}: {row.error}", file=sys.stderr)
+    return 1 if counts["error"] else 0
+
+
+def segment_blockwise(args, model, config, post) -> dict:
+    """One big image through :func:`segment_instances_blockwise`; OUT is an OME-Zarr."""
+    from cellsight.core.blocks.instances import segment_instances_blockwise
+
+    out = _zarr_out(args.out)
+    with ProgressBars("segment") as progress:
+        result = segment_instances_blockwise(model, args.image, config, block_config(args),
+                                             out=out, post=post, progress=progress)
+    return {"out": str(result.path), "objects": result.n_objects, "blocks": result.blocks,
+            "seconds": round(result.seconds, 1), "diameter": round(result.diameter, 2)}
+
+
+def semantic_blockwise(args, model) -> dict:
+    """One big image through :func:`predict_semantic_blockwise`."""
+    from cellsight.core.blocks.dense import predict_semantic_blockwise
+
+    with ProgressBars("segment") as progress:
+        result = predict_semantic_blockwise(model, args.image, block_config(args),
+                                            out=_zarr_out(args.out), progress=progress)
+    return {"out": str(result.path), "blocks": result.blocks, "seconds": round(result.seconds, 1)}
+
+
+def denoise_blockwise(args, model) -> dict:
+    """One big image through :func:`cellsight.core.blocks.dense.denoise_blockwise`."""
+    from cellsight.core.blocks.dense import denoise_blockwise as run
+
+    with ProgressBars("denoise") as progress:
+        result = run(model, args.image, block_config(args), out=_zarr_out(args.out),
+                     progress=progress)
+    return {"out": str(result.path), "blocks": result.blocks, "seconds": round(result.seconds, 1)}
+
+
+def _zarr_out(out: str) -> str:
+    if not _is_zarr(out):
+        raise ValueError(f"A blockwise result is written as OME-Zarr: give --out a name "
+                         f"ending in .ome.zarr (got {out}).")
+    return out
