@@ -244,7 +244,8 @@ def run_all(quick: bool) -> None:
         mosaic_path = work / "mosaic.ome.zarr"
         write_ome_zarr(mosaic_path, mosaic, axes="YX", chunks=(block, block))
         c = mosaic_side // 2
-        diameter = estimate_diameter(load_builtin("nuclei"), mosaic[c - 512:c + 512, c - 512:c + 512])
+        centre = mosaic[c - 512:c + 512, c - 512:c + 512]
+        diameter = estimate_diameter(load_builtin("nuclei"), centre)
         results["diameter"] = round(diameter, 2)
         whole = _run_step("whole", image=mosaic_path, labels=work / "whole.npy", diameter=diameter)
         blocks = _run_step("blocks", image=mosaic_path, out=work / "blocks.ome.zarr",
