@@ -62,7 +62,7 @@ def run_cellsight(noisy, args) -> tuple[np.ndarray, float]:
                        variant="n2v", seed=args.seed)
     start = time.perf_counter()
     model = train_n2v(noisy, config, device="cpu")
-    out = denoise(noisy, model, device="cpu")
+    out = denoise(model, noisy, device="cpu")
     return out, time.perf_counter() - start
 
 

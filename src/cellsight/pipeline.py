@@ -32,7 +32,7 @@ def _denoise_step(out: Path, record, should_stop=never_stop) -> np.ndarray:
     clean = load_sample("w2s_clean")  # for the score only, never for training
     config = N2VConfig(steps=150, batch_size=16, patch_size=64)
     model = train_n2v(noisy, config, should_stop=should_stop)
-    denoised = denoise(noisy, model, should_stop=should_stop)
+    denoised = denoise(model, noisy, should_stop=should_stop)
     write_image(out / "w2s_denoised.tif", denoised, axes="YX")
     record(
         "denoise",
@@ -67,6 +67,7 @@ def _segment_step(out: Path, record) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _timelapse_step(out: Path, record, should_stop) -> tuple[np.ndarray, np.ndarray]:
+    from cellsight.config.instances import InstancePredictConfig
     from cellsight.core.segmentation.instance_model import estimate_diameter
     from cellsight.core.segmentation.nuclei import builtin_nuclei_model, segment_nuclei
     from cellsight.io.tiff import write_labels
@@ -78,7 +79,8 @@ def _timelapse_step(out: Path, record, should_stop) -> tuple[np.ndarray, np.ndar
     for t, frame in enumerate(movie):
         if should_stop():
             raise Cancelled(partial=labels[:t])
-        labels[t] = segment_nuclei(frame, diameter=diameter)
+        labels[t] = segment_nuclei(frame, InstancePredictConfig(diameter=diameter or 0.0,
+                                                         estimate_diameter=not diameter))
     write_labels(out / "hela_labels.tif", labels, axes="TYX")
     record(
         "segment_timelapse",

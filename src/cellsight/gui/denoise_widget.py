@@ -53,7 +53,7 @@ def train_and_denoise_job(image, config, axes, device, progress, should_stop):
 def apply_job(image, model, axes, device, progress, should_stop):
     """Worker thread: denoise ``image`` with ``model``; a stop keeps the model."""
     try:
-        return denoise(image, model, axes=axes, device=device, progress=progress,
+        return denoise(model, image, axes=axes, device=device, progress=progress,
                        should_stop=should_stop)
     except Cancelled as exc:
         raise Cancelled("Denoising stopped; the model is kept.", partial=model) from exc

@@ -135,7 +135,7 @@ def predict_semantic_blockwise(model, image, blocks: BlockConfig | None = None, 
 def _denoised(model, frame):
     from cellsight.core.denoise.model import denoise
 
-    return denoise(frame, model, axes="ZYX" if frame.ndim == 3 else "YX")
+    return denoise(model, frame, axes="ZYX" if frame.ndim == 3 else "YX")
 
 
 def denoise_blockwise(model, image, blocks: BlockConfig | None = None, out=None,

@@ -94,5 +94,5 @@ def denoise_file(item, model) -> dict:
 
     data, axes = read_gray(item.source)
     axes = axes if len(axes) == data.ndim else None
-    write_result(item.output, denoise(data, model, axes=axes), axes, labels=False)
+    write_result(item.output, denoise(model, data, axes=axes), axes, labels=False)
     return {"objects": ""}

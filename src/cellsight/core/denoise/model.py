@@ -131,8 +131,8 @@ def _check_fits(model: N2VModel, layout) -> None:
 
 
 def denoise(
-    image: np.ndarray,
     model: N2VModel,
+    image: np.ndarray,
     *,
     axes: str | None = None,
     tile_shape=None,
@@ -145,9 +145,9 @@ def denoise(
 
     Parameters
     ----------
+    model : N2VModel
     image : numpy.ndarray
         Noisy image with named ``axes``. Not modified.
-    model : N2VModel
     axes : str, optional
         Axis letters of ``image`` from ``TCZYX`` (default ``YX`` for 2D arrays).
         Sample axes (T) are denoised frame by frame; channel axes must match the model.
