@@ -4,6 +4,7 @@ import pytest
 from cellsight.config.training import TrainConfig
 from cellsight.config.unet import UNetConfig
 from cellsight.core.nn.training import train_pixel_classifier
+from cellsight.core.progress import Cancelled
 
 
 def _blobs(seed=0, size=48):
@@ -28,6 +29,7 @@ def _config(**kw):
     return TrainConfig(**base)
 
 
+@pytest.mark.slow
 def test_training_learns_from_dense_targets_and_reports():
     image, mask = _blobs()
     events, checkpoints = [], []
@@ -49,6 +51,7 @@ def test_training_learns_from_dense_targets_and_reports():
     assert set(result.last_state) == {"model", "optimizer", "step"}
 
 
+@pytest.mark.slow
 def test_early_stop_and_stop_request():
     image, mask = _blobs()
     targets = [mask.astype(np.uint8) + 1]
@@ -62,13 +65,16 @@ def test_early_stop_and_stop_request():
         calls.append(1)
         return len(calls) > 3
 
-    stopped = train_pixel_classifier(
-        [image], targets, UNET, _config(steps=100), should_stop=stop_after_three
-    )
+    with pytest.raises(Cancelled) as info:
+        train_pixel_classifier(
+            [image], targets, UNET, _config(steps=100), should_stop=stop_after_three
+        )
+    stopped = info.value.partial  # one stop rule: Cancelled, with what was done
     assert stopped.stop_reason == "cancelled" and stopped.steps_done == 3
     assert stopped.last_state["step"] == 3  # the last checkpoint is kept
 
 
+@pytest.mark.slow
 def test_resume_from_state_continues():
     image, mask = _blobs()
     targets = [mask.astype(np.uint8) + 1]
@@ -89,6 +95,7 @@ def test_bad_training_data():
         train_pixel_classifier([image[None]], [mask[None]], UNET, _config())
 
 
+@pytest.mark.slow
 def test_soft_targets_train_and_are_checked():
     image, mask = _blobs()
     target = mask.astype(np.uint8) + 1
@@ -106,6 +113,7 @@ def test_soft_targets_train_and_are_checked():
         )
 
 
+@pytest.mark.slow
 def test_mixed_precision_only_where_native(monkeypatch):
     import torch
 
@@ -132,6 +140,7 @@ def test_mixed_precision_only_where_native(monkeypatch):
     assert all(v.is_contiguous() for v in result.model.state_dict().values())
 
 
+@pytest.mark.slow
 def test_weight_averaging_keeps_the_mean_of_the_last_steps():
     import torch
 
@@ -153,6 +162,7 @@ def test_weight_averaging_keeps_the_mean_of_the_last_steps():
     assert (pred == mask).mean() > 0.85
 
 
+@pytest.mark.slow
 def test_hard_mining_marks_the_pixels_the_model_gets_wrong(monkeypatch):
     import torch
 

@@ -269,11 +269,15 @@ def fine_tune(
         update={"training": config.train_config(start.config.training)}
     )
     began = time.perf_counter()
-    tuned = train_instances(
-        [f.image for f in train], [f.labels for f in train], model_config,
-        annotated=[f.mask for f in train], init=scaled,
-        progress=progress, should_stop=should_stop,
-    )
+    try:
+        tuned = train_instances(
+            [f.image for f in train], [f.labels for f in train], model_config,
+            annotated=[f.mask for f in train], init=scaled,
+            progress=progress, should_stop=should_stop,
+        )
+    except Cancelled as exc:
+        raise Cancelled("Fine-tuning stopped; nothing was saved and the current model stays "
+                        "active.") from exc
     seconds = time.perf_counter() - began
     if should_stop():
         raise Cancelled("Fine-tuning stopped; nothing was saved and the current model stays "

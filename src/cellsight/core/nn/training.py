@@ -4,7 +4,8 @@ Targets hold classes ``1..K``; 0 means "not annotated" and is ignored by the los
 The loop samples annotation-biased patches, augments them, minimises cross-entropy +
 Dice over annotated pixels, validates on held-out stripes, keeps the best and the
 last weights, stops early when validation stops improving and, on a stop request,
-returns what it has (the last checkpoint is kept).
+raises :class:`~cellsight.core.progress.Cancelled` with what it has (the last
+checkpoint is kept).
 """
 
 import math
@@ -410,7 +411,9 @@ def train_pixel_classifier(
     progress : callable
         Receives ``ProgressEvent(step, steps, "training", {"loss", "val_loss"})``.
     should_stop : callable
-        Polled every step; when True the run ends, keeping the last checkpoint.
+        Polled every step; when True the run ends, keeping the last checkpoint, and
+        :class:`~cellsight.core.progress.Cancelled` is raised with the result so far
+        as ``partial``.
 
     Returns
     -------
@@ -441,5 +444,7 @@ def train_pixel_classifier(
         if device.type == "cuda":
             torch.cuda.empty_cache()
     loop.result.steps_done = step
-    cancelled = loop.result.stop_reason == "cancelled"
-    return loop.finish(None if cancelled else batches)
+    if loop.result.stop_reason == "cancelled":
+        raise Cancelled("Training stopped; the best weights so far are kept.",
+                        partial=loop.finish(None))
+    return loop.finish(batches)

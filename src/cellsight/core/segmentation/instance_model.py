@@ -171,10 +171,15 @@ def train_instances(
     if not config.diameter:
         found = median_diameter(_as_list(labels))
         config = config.model_copy(update={"diameter": round(found * config.scale, 1)})
-    model = train_semantic(
-        images, targets, config, out_dir=out_dir, init=init, progress=progress,
-        should_stop=should_stop,
-    )
+    try:
+        model = train_semantic(
+            images, targets, config, out_dir=out_dir, init=init, progress=progress,
+            should_stop=should_stop,
+        )
+    except Cancelled as exc:
+        partial = exc.partial
+        raise Cancelled(str(exc), partial=InstanceModel(
+            config=partial.config, net=partial.net, meta=partial.meta)) from exc
     return InstanceModel(config=model.config, net=model.net, meta=model.meta)
 
 

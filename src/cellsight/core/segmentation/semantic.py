@@ -196,8 +196,9 @@ def train_semantic(
     resume : bool
         With a folder as ``init``: continue from its ``last.pt`` (weights and optimiser).
     progress, should_stop : callable
-        Progress events carry ``{"loss", "val_loss"}``; a stop ends training early and
-        returns the best weights so far.
+        Progress events carry ``{"loss", "val_loss"}``; a stop ends training early,
+        saves the best weights so far (with ``out_dir``) and raises
+        :class:`~cellsight.core.progress.Cancelled` with that model as ``partial``.
 
     Returns
     -------
@@ -232,17 +233,21 @@ def train_semantic(
     }
     on_checkpoint = _checkpointer(out_dir, config, meta) if out_dir else None
     start = time.perf_counter()
-    result = train_pixel_classifier(
-        inputs,
-        targets,
-        config.unet,
-        config.training,
-        init_state=state,
-        soft_targets=soft,
-        on_checkpoint=on_checkpoint,
-        progress=progress,
-        should_stop=should_stop,
-    )
+    stopped = None
+    try:
+        result = train_pixel_classifier(
+            inputs,
+            targets,
+            config.unet,
+            config.training,
+            init_state=state,
+            soft_targets=soft,
+            on_checkpoint=on_checkpoint,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    except Cancelled as exc:  # keep (and save) what was trained, then say it stopped
+        result, stopped = exc.partial, exc
     meta["metrics"] = {
         "best_step": result.best_step,
         "best_score": result.best_score,
@@ -255,6 +260,8 @@ def train_semantic(
     model = SemanticModel(config=config, net=result.model, meta=meta)
     if out_dir:
         model.save(out_dir)
+    if stopped is not None:
+        raise Cancelled("Training stopped; the model trained so far is kept.", partial=model)
     return model
 
 
