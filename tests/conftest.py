@@ -26,3 +26,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data folder {SHARED_DATA} is not present on this machine")
     return SHARED_DATA
+
+
+GUI_TESTS = REPO / "tests" / "gui"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every GUI test (under tests/gui) ``slow``: the fast tier runs without a viewer."""
+    for item in items:
+        if item.path.is_relative_to(GUI_TESTS):
+            item.add_marker(pytest.mark.slow)

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 GUI_MODULES = ("qtpy", "PyQt6", "PyQt5", "PySide6", "napari", "magicgui", "superqt")
 
 
@@ -19,6 +21,7 @@ def test_import_cellsight_loads_neither_torch_nor_qt():
     assert not loaded & set(GUI_MODULES)
 
 
+@pytest.mark.slow
 def test_backend_never_loads_gui_modules():
     code = """
 import importlib, pkgutil

@@ -38,6 +38,7 @@ def wheel(tmp_path_factory, repo_root) -> Path:
     return whl
 
 
+@pytest.mark.slow
 def test_wheel_ships_manifest_and_samples(wheel, repo_root):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())

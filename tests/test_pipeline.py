@@ -5,6 +5,7 @@ from cellsight.core.progress import Cancelled
 from cellsight.pipeline import run_pipeline
 
 
+@pytest.mark.slow
 def test_pipeline_results_are_real(tmp_path):
     events = []
     summary = run_pipeline(tmp_path, progress=events.append)

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from cellsight import __version__
 from cellsight.cli import main
 
@@ -23,12 +25,14 @@ def test_info_json(capsys):
     assert info["auto_device"] in {"cpu", "cuda", "mps"}
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point():
     out = subprocess.run([sys.executable, "-m", "cellsight", "--version"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and __version__ in out.stdout
 
 
+@pytest.mark.slow
 def test_console_script_installed():
     from pathlib import Path
 
@@ -37,6 +41,7 @@ def test_console_script_installed():
     assert out.returncode == 0 and "auto_device" in out.stdout
 
 
+@pytest.mark.slow
 def test_pipeline_writes_output_folder(tmp_path, capsys):
     assert main(["pipeline", "--out", str(tmp_path / "out")]) == 0
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from cellsight.cli import main
 from cellsight.io.tiff import read_image, write_image
@@ -12,6 +13,7 @@ def _noisy(path, shape, axes):
     return data
 
 
+@pytest.mark.slow
 def test_train_denoise_save_then_apply(tmp_path, capsys):
     data = _noisy(tmp_path / "in.tif", (48, 40), "YX")
     out, model = tmp_path / "out.tif", tmp_path / "model"
@@ -32,6 +34,7 @@ def test_train_denoise_save_then_apply(tmp_path, capsys):
     assert read_image(tmp_path / "o2.tif").data.shape == (32, 56)
 
 
+@pytest.mark.slow
 def test_time_series_keeps_shape_and_axes(tmp_path):
     data = _noisy(tmp_path / "movie.tif", (3, 32, 32), "TYX")
     assert main(["denoise", str(tmp_path / "movie.tif"), "--out", str(tmp_path / "o.tif"),

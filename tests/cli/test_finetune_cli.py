@@ -26,6 +26,7 @@ def _args(files, out, *extra):
             "--labels", str(labels), "--out", str(out), *extra]
 
 
+@pytest.mark.slow
 def test_from_without_options_uses_the_shared_fine_tuning_defaults(files, tmp_path,
                                                                    monkeypatch, capsys):
     seen = {}

@@ -36,6 +36,7 @@ def test_segment_one_image_with_builtin_model(crops, tmp_path, capsys):
     assert match_instances(truth[:160, :160], labels).ap > 0.6
 
 
+@pytest.mark.slow
 def test_segment_with_test_time_augmentation(crops, tmp_path, capsys):
     folder, paths, truth = crops
     outs = {}
@@ -77,6 +78,7 @@ def test_segment_refuses_clashing_names(crops, tmp_path, capsys):
     assert code == 2 and "share a file name" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_instance_from_builtin_model(crops, tmp_path, capsys):
     folder, paths, _ = crops
     mask = np.ones((160, 160), np.uint8)

@@ -52,6 +52,7 @@ def _train(data, *extra):
     )
 
 
+@pytest.mark.slow
 def test_train_then_segment(data, capsys):
     assert _train(data) == 0
     summary = json.loads(capsys.readouterr().out)

@@ -29,6 +29,7 @@ def test_ctc_round_trip_splits_gaps(tmp_path):
     assert again.n_tracks == 1 and len(again.links) == 3
 
 
+@pytest.mark.slow
 def test_reads_ground_truth_folder(shared_data):
     gt = read_ctc(shared_data / "tracking" / "Fluo-N2DH-GOWT1" / "01_GT" / "TRA")
     assert gt.labels.shape == (92, 1024, 1024)

@@ -1,11 +1,9 @@
 """Reading images for the command line: TIFF through cellsight.io, other formats via imageio."""
 
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from cellsight.core.progress import ProgressEvent
 from cellsight.io.tiff import ImageData, ImageReadError, is_tiff, read_image
 
 
@@ -25,18 +23,3 @@ def read_any(path: str) -> ImageData:
     axes = "YXS" if data.ndim == 3 else "YX"
     return ImageData(data=data, axes=axes, scale=(1.0,) * data.ndim, metadata={"path": str(p)})
 
-
-class StderrProgress:
-    """Print progress to stderr at most every ``every`` percent (and at the end)."""
-
-    def __init__(self, label: str, every: float = 5.0):
-        self.label, self.every, self.last = label, every, -1.0
-
-    def __call__(self, event: ProgressEvent) -> None:
-        pct = 100.0 * event.fraction
-        values = " ".join(
-            f"{k}={v:.4f}" for k, v in event.values.items() if isinstance(v, int | float)
-        )
-        if pct >= self.last + self.every or pct >= 100 or event.values.get("val_loss") is not None:
-            self.last = max(self.last, pct)
-            print(f"[{self.label}] {event.step}/{event.total} {values}".rstrip(), file=sys.stderr)

@@ -7,11 +7,12 @@ Instance models train through the semantic path (see
 
 from pathlib import Path
 
-from cellsight.cli._arrays import StderrProgress, read_any
+from cellsight.cli._arrays import read_any
+from cellsight.cli._options import add_config_options, config_values
+from cellsight.cli._progress import ProgressBars
 
 
 def _instance_config(args):
-    from cellsight.cli.train import config_values
     from cellsight.config.instances import InstanceConfig
 
     return InstanceConfig.model_validate(config_values(InstanceConfig, args))
@@ -56,16 +57,17 @@ def finetune_instance_task(args) -> dict:
     """Fine-tune ``--from`` on the labels as corrections (same code as the dock widget)."""
     from cellsight.core.curation.finetune import fine_tune
 
-    result = fine_tune(
-        [read_any(p).data for p in args.images],
-        [read_any(p).data for p in args.labels],
-        args.init,
-        _finetune_config(args),
-        annotated=_annotated_masks(args),
-        diameter=getattr(args, "diameter", None) or 0.0,
-        out_dir=args.out,
-        progress=StderrProgress("fine-tune"),
-    )
+    with ProgressBars("fine-tune") as progress:
+        result = fine_tune(
+            [read_any(p).data for p in args.images],
+            [read_any(p).data for p in args.labels],
+            args.init,
+            _finetune_config(args),
+            annotated=_annotated_masks(args),
+            diameter=getattr(args, "diameter", None) or 0.0,
+            out_dir=args.out,
+            progress=progress,
+        )
     return {"model": str(result.model_dir), "task": "instance", "from": str(args.init),
             "diameter": result.model.config.diameter, "steps_done": result.steps_done,
             "train_seconds": result.seconds, "held_out": result.held_out,
@@ -86,14 +88,15 @@ def train_instance_task(args) -> dict:
     if args.init:
         return finetune_instance_task(args)
     annotated = _annotated_masks(args)
-    model = train_instances(
-        [read_any(p).data for p in args.images],
-        [read_any(p).data for p in args.labels],
-        _instance_config(args),
-        annotated=annotated,
-        out_dir=args.out,
-        progress=StderrProgress("train"),
-    )
+    with ProgressBars("train") as progress:
+        model = train_instances(
+            [read_any(p).data for p in args.images],
+            [read_any(p).data for p in args.labels],
+            _instance_config(args),
+            annotated=annotated,
+            out_dir=args.out,
+            progress=progress,
+        )
     metrics = {k: v for k, v in model.meta["metrics"].items() if k != "history"}
     return {"model": str(args.out), "task": "instance", "diameter": model.config.diameter,
             **metrics}
@@ -145,7 +148,8 @@ def segment_instance(args) -> dict:
     for name in ("seed_threshold", "mask_threshold", "min_size"):
         if getattr(args, name) is not None:
             setattr(post, name, getattr(args, name))
-    maps = predict_instance_maps(model, data, config, progress=StderrProgress("segment", 10))
+    with ProgressBars("segment") as progress:
+        maps = predict_instance_maps(model, data, config, progress=progress)
     labels = instances_from_maps(maps, post)
     out_axes = {"2d": "YX", "3d": "ZYX", "t": "TYX" if labels.ndim == 3 else "TZYX"}[mode]
     write_labels(args.out, labels, axes=out_axes)
@@ -158,17 +162,15 @@ def add_instance_options(parser) -> None:
     """Options of ``cellsight segment`` that only instance models use."""
     from cellsight.config.instances import InstancePostConfig
 
-    def help_of(name):
-        return InstancePostConfig.field_help(name)[1]
-
     parser.add_argument(
         "--diameter", type=float,
         help="Instance: typical nucleus diameter in pixels (the image is rescaled to the "
         "model's size); default: measured by the model.",
     )
-    parser.add_argument("--seed-threshold", type=float, help=help_of("seed_threshold"))
-    parser.add_argument("--mask-threshold", type=float, help=help_of("mask_threshold"))
-    parser.add_argument("--min-size", type=int, help=help_of("min_size"))
+    # the defaults are the model's own (its config.yaml), so the help gives only the bounds
+    add_config_options(parser, InstancePostConfig, ("seed_threshold", "mask_threshold",
+                                                    "min_size"),
+                       prefix="Instance: ", show_default=False)
 
 
 def output_paths(images: list[str], out: str) -> list[Path]:

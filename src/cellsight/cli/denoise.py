@@ -1,49 +1,26 @@
 """``cellsight denoise``: Noise2Void on a noisy image, or apply a saved N2V model."""
 
 import sys
-import time
 
-from cellsight.core.progress import ProgressEvent
+from cellsight.cli._options import add_config_options, flag_of, given_values
+from cellsight.cli._progress import ProgressBars
 
-TRAIN_OPTIONS = ("steps", "patch_size", "batch_size", "variant", "save_model")
-
-
-class _Printer:
-    """Prints training progress to stderr about once a second."""
-
-    def __init__(self):
-        self.last = 0.0
-
-    def __call__(self, event: ProgressEvent) -> None:
-        now = time.perf_counter()
-        done = event.total and event.step >= event.total
-        if now - self.last < 1.0 and not done:
-            return
-        self.last = now
-        parts = [f"[{event.step}/{event.total}] {event.message}"]
-        for key in ("loss", "val_loss"):
-            if key in event.values:
-                parts.append(f"{key} {event.values[key]:.4f}")
-        print("  ".join(parts), file=sys.stderr)
+#: N2VConfig fields set from the command line
+CONFIG_OPTIONS = ("steps", "patch_size", "batch_size", "variant")
+TRAIN_OPTIONS = (*CONFIG_OPTIONS, "save_model")
 
 
 def _config(args):
     from cellsight.config.n2v import N2VConfig
 
-    values = {
-        "steps": args.steps,
-        "patch_size": args.patch_size,
-        "batch_size": args.batch_size,
-        "variant": args.variant,
-    }
-    return N2VConfig(**{k: v for k, v in values.items() if v is not None})
+    return N2VConfig(**given_values(args, CONFIG_OPTIONS))
 
 
 def _check_args(args) -> None:
     from cellsight.cli import CommandError
 
     if args.model:
-        given = [f"--{k.replace('_', '-')}" for k in TRAIN_OPTIONS if getattr(args, k) is not None]
+        given = [flag_of(k) for k in TRAIN_OPTIONS if getattr(args, k) is not None]
         if given:
             raise CommandError(
                 f"{', '.join(given)} only apply to training; drop them with --model."
@@ -58,19 +35,20 @@ def run(args) -> int:
     _check_args(args)
     img = read_image(args.image)
     axes = (args.axes or img.axes).upper()
-    report = _Printer()
-    if args.model:
-        model = load_model(args.model)
-    else:
-        model = train_n2v(
-            img.data, _config(args), axes=axes, device=args.device,
-            checkpoint_dir=args.save_model and f"{args.save_model}/checkpoints",
-            progress=report,
-        )
-        if args.save_model:
-            model.save(args.save_model)
-            print(f"Model saved to {args.save_model}", file=sys.stderr)
-    out = denoise(img.data, model, axes=axes, device=args.device, progress=report)
+    with ProgressBars("denoise") as progress:
+        if args.model:
+            model = load_model(args.model)
+        else:
+            model = train_n2v(
+                img.data, _config(args), axes=axes, device=args.device,
+                checkpoint_dir=args.save_model and f"{args.save_model}/checkpoints",
+                progress=progress,
+            )
+            if args.save_model:
+                progress.close()
+                model.save(args.save_model)
+                print(f"Model saved to {args.save_model}", file=sys.stderr)
+        out = denoise(model, img.data, axes=axes, device=args.device, progress=progress)
     write_image(args.out, out, axes=img.axes, scale=img.scale)
     print(f"Denoised image written to {args.out}", file=sys.stderr)
     return 0
@@ -79,10 +57,6 @@ def run(args) -> int:
 def register(sub) -> None:
     """Add the ``denoise`` subcommand."""
     from cellsight.config.n2v import N2VConfig
-
-    def helptext(name: str) -> str:
-        title, desc = N2VConfig.field_help(name)
-        return f"{title}: {desc} (default {N2VConfig.model_fields[name].default})"
 
     p = sub.add_parser(
         "denoise",
@@ -93,10 +67,7 @@ def register(sub) -> None:
     )
     p.add_argument("image", metavar="IMG", help="Noisy TIFF / OME-TIFF image.")
     p.add_argument("--out", required=True, help="Output TIFF (float32, same shape as IMG).")
-    p.add_argument("--steps", type=int, help=helptext("steps"))
-    p.add_argument("--patch-size", type=int, help=helptext("patch_size"))
-    p.add_argument("--batch-size", type=int, help=helptext("batch_size"))
-    p.add_argument("--variant", choices=("n2v", "n2v2"), help=helptext("variant"))
+    add_config_options(p, N2VConfig, CONFIG_OPTIONS)
     p.add_argument(
         "--save-model",
         metavar="DIR",

@@ -3,18 +3,15 @@
 import json
 import sys
 
-from cellsight.core.progress import ProgressEvent
-
-
-def _print_progress(event: ProgressEvent) -> None:
-    print(f"[{event.step}/{event.total}] {event.message} done", file=sys.stderr)
+from cellsight.cli._progress import ProgressBars
 
 
 def run(args) -> int:
     """Run the pipeline and print the summary."""
     from cellsight.pipeline import run_pipeline
 
-    summary = run_pipeline(args.out, progress=_print_progress)
+    with ProgressBars("pipeline") as progress:
+        summary = run_pipeline(args.out, progress=progress)
     print(json.dumps(summary, indent=2))
     print(f"Results written to {args.out} (overview: {args.out}/overview.png)", file=sys.stderr)
     return 0

@@ -10,7 +10,9 @@ import sys
 
 import numpy as np
 
-from cellsight.cli._arrays import StderrProgress, read_any
+from cellsight.cli._arrays import read_any
+from cellsight.cli._instance import add_instance_options, output_paths, segment_instance
+from cellsight.cli._progress import ProgressBars
 from cellsight.io.tiff import write_image, write_labels
 
 
@@ -27,17 +29,18 @@ def segment_semantic(args) -> dict:
     model = SemanticModel.load(args.model)
     image = read_any(args.image)
     tile = (args.tile_size,) * model.config.unet.ndim if args.tile_size else None
-    result = predict_semantic(
-        model,
-        image.data,
-        axes=args.axes,
-        is_timeseries=args.timeseries,
-        tile_shape=tile,
-        batch_size=args.batch_size,
-        device=args.device,
-        tta=args.tta,
-        progress=StderrProgress("segment", 10),
-    )
+    with ProgressBars("segment") as progress:
+        result = predict_semantic(
+            model,
+            image.data,
+            axes=args.axes,
+            is_timeseries=args.timeseries,
+            tile_shape=tile,
+            batch_size=args.batch_size,
+            device=args.device,
+            tta=args.tta,
+            progress=progress,
+        )
     write_labels(args.out, result.labels, axes=_label_axes(image.axes, result.labels))
     if args.probabilities:
         write_image(args.probabilities, result.probabilities)
@@ -49,21 +52,12 @@ def segment_semantic(args) -> dict:
     }
 
 
-def segment_instance(args) -> dict:
-    """Segment one image into separated objects (see :mod:`cellsight.cli._instance`)."""
-    from cellsight.cli._instance import segment_instance as segment
-
-    return segment(args)
-
-
 # mode name -> segmenter(args) -> summary dict
 SEGMENTERS = {"semantic": segment_semantic, "instance": segment_instance}
 
 
 def run(args) -> int:
     """Segment every input and print a JSON summary (one per input)."""
-    from cellsight.cli._instance import output_paths
-
     if len(args.images) > 1 and args.probabilities:
         raise ValueError("--probabilities needs a single input image.")
     summaries = []
@@ -127,7 +121,5 @@ def register(sub) -> None:
         choices=("auto", "cpu", "cuda", "mps"),
         help="Compute device (auto = CUDA, MPS, CPU).",
     )
-    from cellsight.cli._instance import add_instance_options
-
     add_instance_options(p)
     p.set_defaults(handler=run)

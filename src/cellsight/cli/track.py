@@ -1,34 +1,20 @@
 """``cellsight track``: link a segmented time-lapse into tracks with divisions."""
 
 import json
-import sys
 from pathlib import Path
 
-from cellsight.core.progress import ProgressEvent
+from cellsight.cli._options import add_config_options, given_values
+from cellsight.cli._progress import ProgressBars
+from cellsight.config.tracking import TrackingConfig
 
 FORMATS = ("ctc", "geff", "csv")
 
-
-def _printer():
-    last = {"step": -10}
-
-    def report(event: ProgressEvent) -> None:
-        if event.step - last["step"] >= 10 or event.step == event.total:
-            last["step"] = event.step
-            print(f"[{event.step}/{event.total}] {event.message}", file=sys.stderr)
-
-    return report
+#: TrackingConfig fields set from the command line (all but the format version)
+CONFIG_OPTIONS = tuple(name for name in TrackingConfig.model_fields if name != "version")
 
 
-def _config(args):
-    from cellsight.config.tracking import TrackingConfig
-
-    return TrackingConfig(
-        solver=args.solver,
-        max_distance=args.max_distance,
-        max_gap=args.max_gap,
-        divisions=not args.no_divisions,
-    )
+def _config(args) -> TrackingConfig:
+    return TrackingConfig(**given_values(args, CONFIG_OPTIONS))
 
 
 def export(result, labels, out: Path, fmt: str) -> list[Path]:
@@ -56,9 +42,11 @@ def run(args) -> int:
     from cellsight.core.tracking import track
     from cellsight.io.ctc import read_series
 
+    config = _config(args)  # bad values fail before any reading
     labels = read_series(args.labels)
     image = read_series(args.image) if args.image else None
-    result = track(labels, image, _config(args), progress=_printer())
+    with ProgressBars("track") as progress:
+        result = track(labels, image, config, progress=progress)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = export(result, labels, out, args.format)
@@ -87,10 +75,6 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="Output folder (created if missing).")
     p.add_argument("--format", choices=FORMATS, default="ctc", help="Export format (default ctc).")
     p.add_argument("--image", help="Raw image series (same forms as LABELS) for intensities.")
-    p.add_argument("--solver", choices=("ilp", "greedy"), default="ilp",
-                   help="ilp = global optimum (motile); greedy = fast, for large data.")
-    p.add_argument("--max-distance", type=float, default=0.0,
-                   help="Largest displacement per frame in pixels (0 = from the data).")
-    p.add_argument("--max-gap", type=int, default=2, help="Frames a cell may be missing.")
-    p.add_argument("--no-divisions", action="store_true", help="Do not allow divisions.")
+    # --solver, --max-distance, --max-gap, --divisions / --no-divisions, costs, --time-limit
+    add_config_options(p, TrackingConfig, CONFIG_OPTIONS)
     p.set_defaults(handler=run)

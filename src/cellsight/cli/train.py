@@ -6,43 +6,19 @@ the parsed arguments); new tasks add an entry there.
 
 import json
 import sys
-from pathlib import Path
 
-import yaml
-
-from cellsight.cli._arrays import StderrProgress, read_any
+from cellsight.cli._arrays import read_any
+from cellsight.cli._instance import train_instance_task
+from cellsight.cli._options import (
+    TRAIN_OPTIONS,
+    add_config_option,
+    add_config_options,
+    config_values,
+)
+from cellsight.cli._progress import ProgressBars
 from cellsight.config.finetune import FineTuneConfig
 from cellsight.config.semantic import SemanticConfig
 from cellsight.config.training import TrainConfig
-
-TRAIN_OPTIONS = (
-    "steps",
-    "patch_size",
-    "batch_size",
-    "learning_rate",
-    "val_fraction",
-    "seed",
-    "device",
-)
-
-
-def config_values(config_cls, args) -> dict:
-    """Values of ``config_cls`` (a task config) from ``--config`` and the command-line options.
-
-    Starts from the defaults or the ``--config`` YAML file, then applies the network
-    options (``--depth``, ``--base-channels``) and the training options given.
-    """
-    values = config_cls().model_dump()
-    if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text())
-        values = config_cls.model_validate(loaded).model_dump()
-    for name in ("depth", "base_channels"):
-        if getattr(args, name) is not None:
-            values["unet"][name] = getattr(args, name)
-    for name in TRAIN_OPTIONS:
-        if getattr(args, name) is not None:
-            values["training"][name] = getattr(args, name)
-    return values
 
 
 def _semantic_config(args):
@@ -61,24 +37,18 @@ def train_semantic_task(args) -> dict:
     config = _semantic_config(args)
     images = [read_any(p).data for p in args.images]
     labels = [read_any(p).data for p in args.labels]
-    model = train_semantic(
-        images,
-        labels,
-        config,
-        out_dir=args.out,
-        init=args.init,
-        resume=args.resume,
-        progress=StderrProgress("train"),
-    )
+    with ProgressBars("train") as progress:
+        model = train_semantic(
+            images,
+            labels,
+            config,
+            out_dir=args.out,
+            init=args.init,
+            resume=args.resume,
+            progress=progress,
+        )
     metrics = {k: v for k, v in model.meta["metrics"].items() if k != "history"}
     return {"model": str(args.out), "classes": model.config.n_classes, **metrics}
-
-
-def train_instance_task(args) -> dict:
-    """Train an instance model (see :mod:`cellsight.cli._instance`)."""
-    from cellsight.cli._instance import train_instance_task as train
-
-    return train(args)
 
 
 # task name -> trainer(args) -> summary dict
@@ -96,10 +66,6 @@ def run(args) -> int:
     print(json.dumps(summary, indent=2))
     print(f"Model written to {args.out}", file=sys.stderr)
     return 0
-
-
-def _help(name: str) -> str:
-    return TrainConfig.field_help(name)[1]
 
 
 def register(sub) -> None:
@@ -136,14 +102,10 @@ def register(sub) -> None:
         action="store_true",
         help="With --from: continue from its last checkpoint (last.pt).",
     )
-    p.add_argument(
-        "--time-limit", type=float, metavar="MIN",
-        help="--task instance with --from: " + FineTuneConfig.field_help("time_limit_minutes")[1],
-    )
-    p.add_argument(
-        "--holdout", type=float, metavar="F",
-        help="--task instance with --from: " + FineTuneConfig.field_help("holdout_fraction")[1],
-    )
+    for name, flag, metavar in (("time_limit_minutes", "--time-limit", "MIN"),
+                                ("holdout_fraction", "--holdout", "F")):
+        add_config_option(p, FineTuneConfig, name, flag=flag, metavar=metavar,
+                          prefix="--task instance with --from: ")
     p.add_argument(
         "--diameter", type=float, metavar="D",
         help="--task instance with --from: nucleus diameter (pixels) in these images, as "
@@ -151,15 +113,10 @@ def register(sub) -> None:
         "model's own scale).",
     )
     p.add_argument("--config", metavar="YAML", help="A config.yaml to take parameters from.")
-    p.add_argument("--steps", type=int, help=_help("steps"))
-    p.add_argument("--patch-size", type=int, help=_help("patch_size"))
-    p.add_argument("--batch-size", type=int, help=_help("batch_size"))
-    p.add_argument("--learning-rate", type=float, help=_help("learning_rate"))
-    p.add_argument("--val-fraction", type=float, help=_help("val_fraction"))
-    p.add_argument("--seed", type=int, help=_help("seed"))
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), help=_help("device"))
+    # defaults differ per task (and with --from), so the help gives only the bounds
+    add_config_options(p, TrainConfig, TRAIN_OPTIONS, show_default=False)
     p.add_argument("--depth", type=int, help="U-Net depth (down-sampling steps).")
-    p.add_argument("--scale", type=float, help=SemanticConfig.field_help("scale")[1])
+    add_config_option(p, SemanticConfig, "scale", prefix="--task semantic: ")
     p.add_argument("--base-channels", type=int, help="U-Net channels at the top level.")
     p.add_argument(
         "--zero-is-background",

@@ -125,6 +125,7 @@ def _square(i):
     return i * i
 
 
+@pytest.mark.slow
 def test_local_cluster_of_processes_runs_blocks():
     with Engine(workers=2) as engine:
         assert not engine.in_process

@@ -46,6 +46,7 @@ def test_versions_are_numbered_and_never_reused(tmp_path):
     assert ft.version_parent("nuclei")[1] == "nuclei"
 
 
+@pytest.mark.slow
 def test_one_corrected_image_holds_out_a_stripe_and_saves_versions(crop, tmp_path):
     image, truth = crop
     config = FineTuneConfig(**TINY)
@@ -115,6 +116,7 @@ def test_a_3d_model_folder_fine_tunes_in_3d(tmp_path):
     assert InstanceModel.load(result.model_dir).config.unet.ndim == 3
 
 
+@pytest.mark.slow
 def test_a_worse_model_is_reported_and_the_old_one_kept(crop):
     image, truth = crop
     wild = FineTuneConfig(**TINY | {"learning_rate": 0.1, "steps": 4})

@@ -70,6 +70,7 @@ def test_config_is_strict():
         assert title and description
 
 
+@pytest.mark.slow
 def test_unet_learns_a_simple_mapping():
     torch.manual_seed(0)
     net = UNet(UNetConfig(depth=2, base_channels=8, out_channels=1, norm="none"))

@@ -57,6 +57,7 @@ def trained(tmp_path_factory):
     return model, folder
 
 
+@pytest.mark.slow
 def test_training_writes_an_instance_model_folder(trained):
     model, folder = trained
     assert model.config.task == "instance" and model.config.unet.out_channels == 3
@@ -70,6 +71,7 @@ def test_training_writes_an_instance_model_folder(trained):
         SemanticModel.load(folder)  # not a semantic model
 
 
+@pytest.mark.slow
 def test_trained_model_separates_objects(trained):
     model, _ = trained
     image, lab = scene(7)
@@ -80,6 +82,7 @@ def test_trained_model_separates_objects(trained):
     assert match_instances(lab, out).ap > 0.5
 
 
+@pytest.mark.slow
 def test_prediction_modes_and_shapes(trained):
     model, _ = trained
     image, _ = scene(3)
@@ -99,6 +102,7 @@ def test_prediction_modes_and_shapes(trained):
         predict_instance_maps(model, image, InstancePredictConfig(mode="t"))
 
 
+@pytest.mark.slow
 def test_rescale_option_and_stop(trained):
     model, _ = trained
     assert rescale_factor(model, 0) == model.config.scale
@@ -129,6 +133,7 @@ def test_class_maps_for_stacks_and_sparse_annotation():
         instance_class_maps([lab.astype(float)], config)
 
 
+@pytest.mark.slow
 def test_fine_tuning_keeps_architecture_and_diameter(trained, tmp_path):
     model, folder = trained
     image, lab = scene(9)
@@ -153,6 +158,7 @@ def test_builtin_nuclei_model_ships_small_and_loads_without_download():
         builtin_model_dir("mitochondria")
 
 
+@pytest.mark.slow
 def test_builtin_model_on_real_nuclei_with_estimated_diameter():
     model = load_builtin("nuclei")
     image = load_sample("nuclei_2d")[:256, :256]

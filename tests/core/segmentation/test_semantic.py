@@ -45,6 +45,7 @@ def scribble_model():
     return train_semantic(image, _scribbles(mask), _config())
 
 
+@pytest.mark.slow
 def test_scribbles_give_full_segmentation(scribble_model):
     assert scribble_model.config.n_classes == 2
     assert scribble_model.config.normalization.low_values  # stored with the model
@@ -57,6 +58,7 @@ def test_scribbles_give_full_segmentation(scribble_model):
     assert accuracy > 0.9
 
 
+@pytest.mark.slow
 def test_time_series_frame_by_frame(scribble_model):
     frames = np.stack([_scene(seed=s)[0] for s in (2, 3, 4)])
     events = []
@@ -72,6 +74,7 @@ def test_time_series_frame_by_frame(scribble_model):
     np.testing.assert_array_equal(same.labels, result.labels)
 
 
+@pytest.mark.slow
 def test_stop_during_time_series_keeps_finished_frames(scribble_model):
     frames = np.stack([_scene(seed=s)[0] for s in (2, 3, 4)])
     seen = []
@@ -87,6 +90,7 @@ def test_stop_during_time_series_keeps_finished_frames(scribble_model):
     assert info.value.partial.labels.shape == (1, 64, 64)
 
 
+@pytest.mark.slow
 def test_dense_masks_with_zero_background_and_save_load(tmp_path):
     image, mask = _scene()
     model = train_semantic(
@@ -149,6 +153,7 @@ def test_to_frames_channels():
         to_frames(np.zeros((3, 10, 12)), 2, in_channels=2, axes="CYX")
 
 
+@pytest.mark.slow
 def test_scale_trains_small_and_predicts_full_size():
     from cellsight.core.arrays.resize import resize_channels, resize_labels, scaled_shape
 
@@ -163,6 +168,7 @@ def test_scale_trains_small_and_predicts_full_size():
     assert ((result.labels == 2) == mask).mean() > 0.85
 
 
+@pytest.mark.slow
 def test_tta_averages_the_eight_views(scribble_model):
     from cellsight.core.curation.uncertainty import dihedral_views
 
@@ -216,6 +222,7 @@ def test_shrink_labels_gives_both_forms_at_once():
     np.testing.assert_array_equal(shares, label_fractions(labels, (30, 41), [1, 2, 3]))
 
 
+@pytest.mark.slow
 def test_soft_targets_keep_outlines_between_pixels(monkeypatch):
     """Class shares survive a shrink + enlarge round trip better than majority classes."""
     from cellsight.core.arrays.resize import label_fractions, resize_channels, resize_labels

@@ -95,6 +95,7 @@ def test_watershed_series_frame_by_frame_and_cancel():
         watershed_instances(fg, bd[:10])
 
 
+@pytest.mark.slow
 def test_watershed_fast_enough_on_1024_squared():
     rng = np.random.default_rng(0)
     grid = range(40, 1000, 60)
