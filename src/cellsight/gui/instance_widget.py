@@ -7,6 +7,11 @@ re-run only the watershed
 (:func:`cellsight.core.segmentation.instance_model.instances_from_maps`), both through
 ``start_job``. The result goes to a NEW Labels layer, which later threshold changes update
 (it is the plugin's own layer; a user's layers are never touched).
+
+A big layer (multiscale / OME-Zarr, dask, > ~256 MP; :mod:`cellsight.gui.big_data`) runs
+:func:`cellsight.core.blocks.instances.segment_instances_blockwise` instead, into a new
+``<input>_nuclei.ome.zarr`` shown as a lazy layer; "Visible region only" predicts just
+the region shown in the canvas, in memory.
 """
 
 import napari
@@ -15,10 +20,22 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from cellsight.config.instances import InstancePostConfig, InstancePredictConfig
+from cellsight.core.blocks.instances import segment_instances_blockwise
 from cellsight.core.segmentation.instance_model import (
     InstanceModel,
     instances_from_maps,
     predict_instance_maps,
+)
+from cellsight.gui.big_data import (
+    BigDataBox,
+    LiveOutput,
+    blockwise_source,
+    is_big,
+    load,
+    output_path,
+    placed,
+    run_blockwise,
+    visible_crop,
 )
 from cellsight.gui.layer_utils import owned_layer
 from cellsight.gui.toolkit import (
@@ -54,8 +71,16 @@ def load_model(source: str) -> InstanceModel:
 def predict_job(model, source, image, config, progress, should_stop):
     """Worker: load the model if needed, then predict the maps."""
     model = model if model is not None else load_model(source)
-    maps = predict_instance_maps(model, image, config, progress, should_stop)
+    maps = predict_instance_maps(model, load(image), config, progress, should_stop)
     return model, maps
+
+
+def blockwise_job(model, source, image, config, blocks, out, post, progress, should_stop):
+    """Worker: load the model if needed, then segment ``image`` block by block into ``out``."""
+    model = model if model is not None else load_model(source)
+    result = run_blockwise(segment_instances_blockwise, model, image, config, blocks=blocks,
+                           out=out, post=post, progress=progress, should_stop=should_stop)
+    return model, result
 
 
 def watershed_job(maps, post, progress, should_stop):
@@ -77,6 +102,8 @@ class InstanceWidget(JobMixin, QWidget):
         self.maps = None
         self._target = None
         self._result_name: str | None = None
+        self._origin = None  # level-0 origin of a visible-region prediction
+        self.live: LiveOutput | None = None
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(DEBOUNCE_MS)
@@ -99,6 +126,8 @@ class InstanceWidget(JobMixin, QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form(("Model", self.model_box), ("Image", self.image_box)))
         layout.addLayout(self.predict_form)
+        self.big = BigDataBox()
+        layout.addWidget(self.big.widget)
         layout.addLayout(grid)
         layout.addLayout(self.post_form)
         layout.addWidget(self.progress_bar)
@@ -147,18 +176,34 @@ class InstanceWidget(JobMixin, QWidget):
         if layer is None or not source:
             show_error("Choose a model and an Image layer first.")
             return None
-        data = layer_array(layer)
         try:
             config = self.predict_config()
+            blocks = self.big.blocks()
+            crop = visible_crop(self.viewer, layer) if self.big.visible_only else None
         except ValueError as exc:
             show_error(f"Invalid parameters: {exc}")
             return None
         model = self.model if source == self._loaded_from else None
         self._target = layer
         self._requested = source
+        self._origin = crop.origin if crop is not None else None
+        if crop is None and is_big(layer):
+            return self._start_blockwise(layer, model, source, config, blocks)
+        data = crop if crop is not None else layer_array(layer)
         return self.run_job(
             predict_job, model, source, data, config,
             name="Instance prediction", status="Predicting …", on_result=self._predicted,
+        )
+
+    def _start_blockwise(self, layer, model, source, config, blocks):
+        out = output_path(layer, "nuclei")
+        self.live = LiveOutput(self.viewer, out, "labels", f"{layer.name} nuclei",
+                               placed(layer))
+        return self.run_job(
+            blockwise_job, model, source, blockwise_source(layer), config, blocks, out,
+            self.post_config(), name="Blockwise instance segmentation",
+            status=f"Segmenting block by block into {out} …", on_progress=self.live.poll,
+            on_result=self._blockwise_done, on_cancelled=self._blockwise_stopped,
         )
 
     def rerun_watershed(self):
@@ -184,26 +229,44 @@ class InstanceWidget(JobMixin, QWidget):
         if self.maps is not None:
             self._debounce.start()
 
-    def _predicted(self, result) -> None:
-        model, maps = result
+    def _keep_model(self, model) -> None:
         if model is not self.model:
             self.model, self._loaded_from = model, self._requested
             self.post_form.set_values(model.config.postprocessing)
+
+    def _blockwise_done(self, result) -> None:
+        model, blockwise = result
+        self._keep_model(model)
+        self.live.finish(blockwise.path)
+        self.status.setText(
+            f"{blockwise.n_objects} objects ({blockwise.blocks} blocks, "
+            f"{blockwise.seconds:.0f} s) written to {blockwise.path}."
+        )
+
+    def _blockwise_stopped(self, partial) -> None:
+        if self.live is not None:
+            self.live.poll()
+            self.status.setText(f"Stopped; what was written is in {self.live.path}.partial.")
+
+    def _predicted(self, result) -> None:
+        model, maps = result
+        self._keep_model(model)
         self.maps = maps
         layer = self._target
-        self._result_name = f"{layer.name if layer is not None else 'image'} instances"
+        region = " (visible region)" if self._origin is not None else ""
+        self._result_name = f"{layer.name if layer is not None else 'image'} instances{region}"
         self.status.setText("Separating nuclei …")
         self.rerun_watershed()
 
     def _show_labels(self, labels) -> None:
         layer = owned_layer(self.viewer, self._result_name or "")
+        where = placed(self._target, self._origin, labels.ndim) if self._target is not None else {}
         if layer is not None and layer.data.shape == labels.shape:
             layer.data = labels
+            layer.translate = where.get("translate", layer.translate)
         else:
-            scale = getattr(self._target, "scale", None)
-            spatial = scale[-labels.ndim :] if scale is not None else None
             layer = self.viewer.add_labels(
-                labels, name=self._result_name, scale=spatial, metadata={"cellsight_owned": True}
+                labels, name=self._result_name, metadata={"cellsight_owned": True}, **where
             )
             self._result_name = layer.name
         post = self.post_config()
