@@ -59,13 +59,14 @@ def test_segment_several_images_into_a_folder_and_a_t_stack(crops, tmp_path, cap
                  "--out", str(out), str(paths["a.tif"]), str(paths["b.tif"]),
                  str(paths["movie.tif"])])
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif", "movie.tif"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.tif", "b.tif", "movie.tif",
+                                                     "summary.csv"]
     assert read_image(out / "b.tif").data.shape == (160, 160)
     movie = read_image(out / "movie.tif")
     assert movie.data.shape == (2, 128, 128) and movie.axes == "TYX"
     assert all(frame.max() > 5 for frame in movie.data)
-    summaries = json.loads(capsys.readouterr().out)
-    assert [s["mode"] for s in summaries] == ["2d", "2d", "t"]
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["files"] == summary["done"] == 3 and summary["error"] == 0
 
 
 def test_segment_refuses_clashing_names(crops, tmp_path, capsys):

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.handler(args) or 0)
-    except (CommandError, ValueError, FileNotFoundError, KeyError) as exc:
+    except (CommandError, ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"cellsight: error: {message}", file=sys.stderr)
         return 2

@@ -5,8 +5,6 @@ Instance models train through the semantic path (see
 ``train`` and ``segment`` commands dispatch to.
 """
 
-from pathlib import Path
-
 from cellsight.cli._arrays import read_any
 from cellsight.cli._options import add_config_options, config_values
 from cellsight.cli._progress import ProgressBars
@@ -102,40 +100,10 @@ def train_instance_task(args) -> dict:
             **metrics}
 
 
-def _gray(image):
-    """Single-channel view of an RGB(A) picture (mean of the colour samples)."""
-    if image.axes.endswith("S") and image.data.ndim == 3:
-        return image.data[..., :3].mean(axis=-1), image.axes[:-1]
-    return image.data, image.axes
-
-
-def instance_mode(axes: str, ndim: int, model_ndim: int, timeseries: bool) -> str:
-    """Prediction mode from the image's axes: 2d, 3d (a Z stack) or t (frame by frame)."""
-    if ndim == 2:
-        return "2d"
-    axes = axes.upper()
-    if timeseries or "T" in axes or ndim == 4:
-        return "t"
-    if "Z" in axes or model_ndim == 3:
-        return "3d"
-    return "t"  # an unnamed stack: frames stay independent, a T-stack gives a T-stack
-
-
-def segment_instance(args) -> dict:
-    """Segment one image into separated objects; write a label TIFF of its spatial shape."""
+def instance_settings(args, model, mode: str):
+    """The InstancePredictConfig and InstancePostConfig that ``cellsight segment`` asks for."""
     from cellsight.config.instances import InstancePredictConfig
-    from cellsight.core.segmentation.instance_model import (
-        InstanceModel,
-        instances_from_maps,
-        predict_instance_maps,
-    )
-    from cellsight.io.tiff import write_labels
 
-    model = InstanceModel.load(args.model)
-    data, axes = _gray(read_any(args.image))
-    if args.axes:
-        axes = args.axes.upper()
-    mode = instance_mode(axes, data.ndim, model.config.unet.ndim, args.timeseries)
     config = InstancePredictConfig(
         mode=mode,
         diameter=args.diameter or 0.0,
@@ -148,6 +116,25 @@ def segment_instance(args) -> dict:
     for name in ("seed_threshold", "mask_threshold", "min_size"):
         if getattr(args, name) is not None:
             setattr(post, name, getattr(args, name))
+    return config, post
+
+
+def segment_instance(args) -> dict:
+    """Segment one image into separated objects; write a label TIFF of its spatial shape."""
+    from cellsight.core.blocks.files import instance_mode, read_gray
+    from cellsight.core.segmentation.instance_model import (
+        InstanceModel,
+        instances_from_maps,
+        predict_instance_maps,
+    )
+    from cellsight.io.tiff import write_labels
+
+    model = InstanceModel.load(args.model)
+    data, axes = read_gray(args.image)
+    if args.axes:
+        axes = args.axes.upper()
+    mode = instance_mode(axes, data.ndim, model.config.unet.ndim, args.timeseries)
+    config, post = instance_settings(args, model, mode)
     with ProgressBars("segment") as progress:
         maps = predict_instance_maps(model, data, config, progress=progress)
     labels = instances_from_maps(maps, post)
@@ -156,6 +143,36 @@ def segment_instance(args) -> dict:
     per_frame = [int(f.max()) for f in labels] if mode == "t" else [int(labels.max())]
     return {"out": str(args.out), "shape": list(labels.shape), "mode": mode,
             "objects": per_frame if mode == "t" else per_frame[0]}
+
+
+def segment_instance_blockwise(args) -> dict:
+    """One big image (OME-Zarr / big TIFF) blockwise; OUT is an OME-Zarr."""
+    from cellsight.cli._blocks import segment_blockwise
+    from cellsight.core.blocks.files import instance_mode
+    from cellsight.core.segmentation.instance_model import InstanceModel
+    from cellsight.io.omezarr import open_lazy
+
+    model = InstanceModel.load(args.model)
+    lazy = open_lazy(args.image)
+    axes = args.axes.upper() if args.axes else lazy.axes
+    if "C" in axes:
+        raise ValueError(f"{args.image} has channels (axes {axes}); instance segmentation "
+                         "takes one channel: convert that channel alone first.")
+    mode = instance_mode(axes, lazy.data.ndim, model.config.unet.ndim, args.timeseries)
+    config, post = instance_settings(args, model, mode)
+    return segment_blockwise(args, model, config, post)
+
+
+def segment_instance_batch(args) -> int:
+    """Many files: one label TIFF each in the --out folder, resumable (summary.csv)."""
+    from cellsight.cli._blocks import run_batch_command
+    from cellsight.core.blocks.files import segment_file
+    from cellsight.core.segmentation.instance_model import InstanceModel
+
+    model = InstanceModel.load(args.model)
+    config, post = instance_settings(args, model, "2d")  # the mode is set per file
+    return run_batch_command(args, "segment", segment_file, model, config, post,
+                             args.timeseries)
 
 
 def add_instance_options(parser) -> None:
@@ -171,17 +188,3 @@ def add_instance_options(parser) -> None:
     add_config_options(parser, InstancePostConfig, ("seed_threshold", "mask_threshold",
                                                     "min_size"),
                        prefix="Instance: ", show_default=False)
-
-
-def output_paths(images: list[str], out: str) -> list[Path]:
-    """One input: OUT is the label file. Several: OUT is a folder, same file names."""
-    if len(images) == 1:
-        return [Path(out)]
-    names = [Path(p).name if Path(p).suffix.lower() in (".tif", ".tiff")
-             else Path(p).stem + ".tif" for p in images]
-    if len(set(names)) != len(names):
-        raise ValueError("Several inputs share a file name; their outputs would overwrite "
-                         "each other in the --out folder.")
-    if Path(out).is_file():
-        raise ValueError(f"--out {out} is a file; with several inputs it must be a folder.")
-    return [Path(out) / n for n in names]

@@ -2,6 +2,7 @@
 
 import sys
 
+from cellsight.cli._blocks import add_block_options
 from cellsight.cli._options import add_config_options, flag_of, given_values
 from cellsight.cli._progress import ProgressBars
 
@@ -28,11 +29,48 @@ def _check_args(args) -> None:
 
 
 def run(args) -> int:
-    """Train on IMG (unless --model is given), denoise IMG and write OUT."""
+    """Train on IMG (unless --model is given), denoise IMG and write OUT; or a batch / big image."""
+    from cellsight.cli._blocks import is_batch, is_blockwise
+
+    _check_args(args)
+    batch = is_batch(args.images)
+    blockwise = not batch and is_blockwise(args.images[0], args.out, args)
+    if (batch or blockwise) and not args.model:
+        what = "A batch" if batch else "A blockwise (OME-Zarr / big) image"
+        raise ValueError(f"{what} needs --model: train one first on a representative image "
+                         "(cellsight denoise IMG --out OUT.tif --save-model DIR).")
+    if batch:
+        return _run_batch(args)
+    args.image = args.images[0]
+    if blockwise:
+        return _run_blockwise(args)
+    return _run_one(args)
+
+
+def _run_batch(args) -> int:
+    from cellsight.cli._blocks import run_batch_command
+    from cellsight.core.blocks.files import denoise_file
+    from cellsight.core.denoise import load_model
+
+    return run_batch_command(args, "denoise", denoise_file, load_model(args.model))
+
+
+def _run_blockwise(args) -> int:
+    import json
+
+    from cellsight.cli._blocks import denoise_blockwise
+    from cellsight.core.denoise import load_model
+
+    summary = denoise_blockwise(args, load_model(args.model))
+    print(json.dumps(summary, indent=2))
+    print(f"Denoised image written to {summary['out']}", file=sys.stderr)
+    return 0
+
+
+def _run_one(args) -> int:
     from cellsight.core.denoise import denoise, load_model, train_n2v
     from cellsight.io.tiff import read_image, write_image
 
-    _check_args(args)
     img = read_image(args.image)
     axes = (args.axes or img.axes).upper()
     with ProgressBars("denoise") as progress:
@@ -65,8 +103,16 @@ def register(sub) -> None:
         "write the denoised image (float32, IMG's shape and units) to --out. With --model, "
         "apply a saved model instead of training.",
     )
-    p.add_argument("image", metavar="IMG", help="Noisy TIFF / OME-TIFF image.")
-    p.add_argument("--out", required=True, help="Output TIFF (float32, same shape as IMG).")
+    p.add_argument(
+        "images", nargs="+", metavar="IMG",
+        help="Noisy TIFF / OME-TIFF / OME-Zarr image; with --model also several images, "
+        "folders or quoted glob patterns (a batch).",
+    )
+    p.add_argument(
+        "--out", required=True,
+        help="Output TIFF (float32, same shape as IMG); .ome.zarr for a blockwise run; a "
+        "folder for a batch (one output per input, summary.csv, resumable).",
+    )
     add_config_options(p, N2VConfig, CONFIG_OPTIONS)
     p.add_argument(
         "--save-model",
@@ -82,4 +128,5 @@ def register(sub) -> None:
     p.add_argument(
         "--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="Compute device."
     )
+    add_block_options(p)
     p.set_defaults(handler=run)

@@ -11,7 +11,13 @@ import sys
 import numpy as np
 
 from cellsight.cli._arrays import read_any
-from cellsight.cli._instance import add_instance_options, output_paths, segment_instance
+from cellsight.cli._blocks import add_block_options, is_batch, is_blockwise
+from cellsight.cli._instance import (
+    add_instance_options,
+    segment_instance,
+    segment_instance_batch,
+    segment_instance_blockwise,
+)
 from cellsight.cli._progress import ProgressBars
 from cellsight.io.tiff import write_image, write_labels
 
@@ -52,20 +58,47 @@ def segment_semantic(args) -> dict:
     }
 
 
-# mode name -> segmenter(args) -> summary dict
-SEGMENTERS = {"semantic": segment_semantic, "instance": segment_instance}
+def segment_semantic_blockwise(args) -> dict:
+    """One big image with a semantic model, blockwise; OUT is an OME-Zarr."""
+    from cellsight.cli._blocks import semantic_blockwise
+    from cellsight.core.segmentation.semantic import SemanticModel
+
+    return semantic_blockwise(args, SemanticModel.load(args.model))
+
+
+def segment_semantic_batch(args) -> int:
+    """Many files with a semantic model: one label TIFF each, resumable."""
+    from cellsight.cli._blocks import run_batch_command
+    from cellsight.core.blocks.files import semantic_file
+    from cellsight.core.segmentation.semantic import SemanticModel
+
+    return run_batch_command(args, "segment", semantic_file, SemanticModel.load(args.model),
+                             args.tta)
+
+
+# mode name -> (one image, one big image blockwise, a batch of files)
+SEGMENTERS = {
+    "semantic": (segment_semantic, segment_semantic_blockwise, segment_semantic_batch),
+    "instance": (segment_instance, segment_instance_blockwise, segment_instance_batch),
+}
 
 
 def run(args) -> int:
-    """Segment every input and print a JSON summary (one per input)."""
-    if len(args.images) > 1 and args.probabilities:
-        raise ValueError("--probabilities needs a single input image.")
-    summaries = []
-    for image, out in zip(args.images, output_paths(args.images, args.out), strict=True):
-        one = argparse.Namespace(**{**vars(args), "image": image, "out": out})
-        summaries.append(SEGMENTERS[args.mode](one))
-    print(json.dumps(summaries[0] if len(summaries) == 1 else summaries, indent=2))
-    print(f"Labels written to {args.out}", file=sys.stderr)
+    """Segment one image (in memory or blockwise) or a batch; print a JSON summary."""
+    one, blockwise, batch = SEGMENTERS[args.mode]
+    if is_batch(args.images):
+        if args.probabilities:
+            raise ValueError("--probabilities needs a single input image.")
+        return batch(args)
+    single = argparse.Namespace(**{**vars(args), "image": args.images[0]})
+    if is_blockwise(single.image, args.out, args):
+        if args.probabilities:
+            raise ValueError("--probabilities is not written by blockwise runs.")
+        summary = blockwise(single)
+    else:
+        summary = one(single)
+    print(json.dumps(summary, indent=2))
+    print(f"Labels written to {summary['out']}", file=sys.stderr)
     return 0
 
 
@@ -76,8 +109,11 @@ def register(sub) -> None:
         help="Segment an image with a trained model.",
         description="Segment IMG with a model folder and write a label TIFF with the same "
         "spatial shape (instance: separated objects, a T-stack gives a T-stack; semantic: "
-        "the most probable class per pixel). With several inputs OUT is a folder that gets "
-        "one label TIFF per input, same file names.",
+        "the most probable class per pixel). Several inputs, a folder or a glob pattern make "
+        "a batch: OUT is a folder that gets one label TIFF per input (same file names) and "
+        "summary.csv; a re-run skips the outputs that exist. An input or OUT ending in "
+        ".zarr (OME-Zarr), or a TIFF over 2 GB, runs blockwise with bounded memory; "
+        "--workers / --scheduler run the blocks or files on a dask cluster.",
     )
     p.add_argument(
         "--mode",
@@ -95,9 +131,13 @@ def register(sub) -> None:
         "--out",
         required=True,
         metavar="OUT",
-        help="Label image to write (one input) or folder (several inputs).",
+        help="Label image to write (one input; .ome.zarr for blockwise runs) or folder "
+        "(a batch).",
     )
-    p.add_argument("images", nargs="+", metavar="IMG", help="Images to segment (TIFF, PNG, ...).")
+    p.add_argument(
+        "images", nargs="+", metavar="IMG",
+        help="Images to segment (TIFF, PNG, OME-Zarr, ...), folders or quoted glob patterns.",
+    )
     p.add_argument(
         "--probabilities",
         metavar="PROB.tif",
@@ -122,4 +162,5 @@ def register(sub) -> None:
         help="Compute device (auto = CUDA, MPS, CPU).",
     )
     add_instance_options(p)
+    add_block_options(p)
     p.set_defaults(handler=run)

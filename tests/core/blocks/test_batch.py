@@ -73,5 +73,5 @@ def test_expand_inputs_glob_and_duplicates(folder, tmp_path):
     assert len(files) == 6  # the glob and the repeated file: each once
     with pytest.raises(ValueError, match="No image files"):
         expand_inputs([tmp_path / "nothing-*.tif"])
-    with pytest.raises(ValueError, match="would both write"):
+    with pytest.raises(ValueError, match="share a file name"):
         plan_outputs([folder / "a.tif", tmp_path / "a.tif"], tmp_path, ".tif")

@@ -98,7 +98,8 @@ def plan_outputs(files: Sequence[Path], out_dir: str | os.PathLike, suffix: str,
         keep = keep_tif_names and f.suffix.lower() in (".tif", ".tiff")
         out = Path(out_dir) / (f.name if keep else f"{stem}{suffix}")
         if out in seen:
-            raise ValueError(f"{f} and {seen[out]} would both write {out}; rename one.")
+            raise ValueError(f"{f} and {seen[out]} share a file name: both would write {out}; "
+                             "rename one.")
         seen[out] = f
         items.append(BatchItem(str(f), str(out)))
     return items
