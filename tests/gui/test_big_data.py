@@ -85,3 +85,33 @@ def test_visible_region_preview_sits_in_place(big, qtbot):
     assert preview.data.shape == tuple(s.stop - s.start for s in region)
     assert np.allclose(preview.translate, [s.start * 0.5 for s in region])
     assert np.allclose(preview.scale, (0.5, 0.5)) and preview.data.max() > 0
+
+
+def test_denoise_dock_applies_a_model_blockwise(make_napari_viewer, qtbot, tmp_path):
+    from cellsight.config.n2v import N2VConfig
+    from cellsight.core.denoise import train_n2v
+    from cellsight.gui.denoise_widget import DenoiseWidget
+
+    noisy = np.random.default_rng(0).poisson(30, size=(160, 160)).astype(np.float32)
+    path = tmp_path / "noisy.ome.zarr"
+    write_ome_zarr(path, noisy, axes="YX", chunks=(64, 64))
+    viewer = make_napari_viewer()
+    layer = _open(viewer, path)
+    widget = DenoiseWidget(viewer)
+    widget.device_box.setCurrentText("cpu")
+    widget.big.form.editors["block_size"].setValue(64)
+    assert widget.start() is None  # a big layer is not trained on whole
+    widget.model = train_n2v(noisy, N2VConfig(steps=5, patch_size=32, batch_size=2),
+                             device="cpu")
+    added_while_running = []
+    viewer.layers.events.inserted.connect(
+        lambda e: added_while_running.append(widget.job is not None))
+    job = widget.start_apply()
+    qtbot.waitUntil(lambda: widget.job is None, timeout=120_000)
+    assert job.state == "done", widget.status.text()
+    out = viewer.layers["noisy denoised"]
+    assert added_while_running == [True]  # shown from the partial zarr while it ran
+    assert out.metadata["path"] == str(tmp_path / "noisy_denoised.ome.zarr")
+    result = np.asarray(out.data[0])
+    assert result.shape == noisy.shape and result.std() < noisy.std()
+    assert tuple(out.contrast_limits) == tuple(layer.contrast_limits)

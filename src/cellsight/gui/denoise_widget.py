@@ -6,6 +6,11 @@ curve follows the job's progress events and a preview crop (a cellsight-owned la
 placed over the image) shows the current network's output. Stop keeps the model as
 of the last step; the denoised image is added as a NEW layer with the source's
 contrast. A trained model can be saved, loaded and applied to other images.
+
+Apply model on a big layer (multiscale / OME-Zarr, dask, > ~256 MP) runs
+:func:`cellsight.core.blocks.dense.denoise_blockwise` into a new
+``<input>_denoised.ome.zarr`` shown as a lazy layer; with "Visible region only" both
+buttons work on the region shown in the canvas, in memory.
 """
 
 import napari
@@ -14,8 +19,20 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from cellsight.config.n2v import N2VConfig
+from cellsight.core.blocks.dense import denoise_blockwise
 from cellsight.core.denoise import N2VModel, PreviewCrop, denoise, train_n2v
 from cellsight.core.progress import Cancelled, ProgressEvent
+from cellsight.gui.big_data import (
+    BigDataBox,
+    LiveOutput,
+    blockwise_source,
+    is_big,
+    load,
+    output_path,
+    placed,
+    run_blockwise,
+    visible_crop,
+)
 from cellsight.gui.layer_utils import owned_layer
 from cellsight.gui.loss_plot import LossPlot
 from cellsight.gui.toolkit import (
@@ -44,6 +61,7 @@ def train_and_denoise_job(image, config, axes, device, progress, should_stop):
     def on_preview(crop: PreviewCrop) -> None:
         progress(ProgressEvent(crop.step, config.steps, "preview", {"preview": crop}))
 
+    image = load(image)
     model = train_n2v(image, config, axes=axes, device=device, preview=on_preview,
                       progress=progress, should_stop=should_stop)
     result = apply_job(image, model, axes, device, progress, should_stop)
@@ -53,7 +71,7 @@ def train_and_denoise_job(image, config, axes, device, progress, should_stop):
 def apply_job(image, model, axes, device, progress, should_stop):
     """Worker thread: denoise ``image`` with ``model``; a stop keeps the model."""
     try:
-        return denoise(model, image, axes=axes, device=device, progress=progress,
+        return denoise(model, load(image), axes=axes, device=device, progress=progress,
                        should_stop=should_stop)
     except Cancelled as exc:
         raise Cancelled("Denoising stopped; the model is kept.", partial=model) from exc
@@ -67,6 +85,8 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         self.viewer = napari_viewer
         self.model: N2VModel | None = None
         self._source = None
+        self._origin = None  # level-0 origin of a visible-region crop
+        self.live: LiveOutput | None = None
         self.init_jobs(napari_viewer, "Choose a noisy image and press Train & denoise.")
         self.form = ConfigForm(N2VConfig(), FIELDS)
         self._build()
@@ -89,6 +109,8 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         layout.addLayout(form(("Image", self.image_box), ("Axes", self.axes_box),
                               ("Device", self.device_box), ("Model", self.model_box)))
         layout.addLayout(self.form)
+        self.big = BigDataBox()
+        layout.addWidget(self.big.widget)
         layout.addLayout(grid)
         for widget in (self.stop_button, self.progress_bar, self.status, self.plot):
             layout.addWidget(widget)
@@ -108,16 +130,31 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
             button.setEnabled(not running and self.model is not None)
 
     # --- jobs -------------------------------------------------------------------------
-    def _read_input(self):
+    def _read_input(self, blockwise: bool = False):
+        """``(image, axes)``: a copy, a visible-region Crop, or "blockwise" for a big layer."""
         layer = self.image_box.value
         if layer is None:
             show_error("Choose an Image layer with the noisy image first.")
             return None
-        if getattr(layer, "multiscale", False):
-            show_error(f"Layer {layer.name!r} is multiscale; denoise a single-scale image.")
+        crop = None
+        if self.big.visible_only:
+            try:
+                crop = visible_crop(self.viewer, layer)
+            except ValueError as exc:
+                show_error(str(exc))
+                return None
+        elif is_big(layer) and not blockwise:
+            show_error(f"Layer {layer.name!r} is big: check Visible region only to train on "
+                       "the region shown, then Apply model denoises it block by block.")
             return None
         self._source = layer
-        return np.array(layer.data, copy=True), self.axes_box.currentText() or None
+        self._origin = crop.origin if crop is not None else None
+        axes = self.axes_box.currentText() or None
+        if crop is not None:
+            return crop, axes
+        if is_big(layer):
+            return "blockwise", axes
+        return np.array(layer.data, copy=True), axes
 
     def _launch(self, func, *args, **kwargs):
         self.plot.clear()
@@ -146,16 +183,45 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         if self.model is None:
             show_error("Train or load a model first.")
             return None
-        read = self._read_input()
+        read = self._read_input(blockwise=True)
         if read is None:
             return None
         image, axes = read
+        if isinstance(image, str):
+            return self._start_blockwise(self._source)
         return self._launch(
             apply_job, image, self.model, axes, self.device_box.currentText(),
             name="Noise2Void denoising", on_result=self._show_result, status="Denoising …",
         )
 
+    def _start_blockwise(self, layer):
+        try:
+            blocks = self.big.blocks()
+        except ValueError as exc:
+            show_error(f"Invalid parameters: {exc}")
+            return None
+        out = output_path(layer, "denoised")
+        look = {k: v for k, v in self._placement().items() if k in ("contrast_limits", "colormap")}
+        self.live = LiveOutput(self.viewer, out, "image", f"{layer.name} denoised",
+                               placed(layer), **look)
+        return self.run_job(
+            run_blockwise, denoise_blockwise, self.model, blockwise_source(layer),
+            blocks=blocks, out=out, name="Blockwise denoising",
+            status=f"Denoising block by block into {out} …", on_progress=self.live.poll,
+            on_result=self._blockwise_done, on_cancelled=self._blockwise_stopped,
+        )
+
     # --- callbacks (main thread) --------------------------------------------------
+    def _blockwise_done(self, result) -> None:
+        self.live.finish(result.path)
+        self.status.setText(f"Denoised {result.blocks} blocks ({result.seconds:.0f} s) into "
+                            f"{result.path}.")
+
+    def _blockwise_stopped(self, partial) -> None:
+        if self.live is not None:
+            self.live.poll()
+            self.status.setText(f"Stopped; what was written is in {self.live.path}.partial.")
+
     def _on_progress(self, event) -> None:
         values = event.values or {}
         if "preview" in values:
@@ -170,6 +236,8 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         n = len(layer.scale)
         scale = np.asarray(layer.scale, float)
         translate = np.asarray(layer.translate, float)
+        if self._origin is not None:  # a visible-region crop
+            translate = translate + np.asarray(self._origin[:n], float) * scale
         if origin is not None:
             translate = translate + np.asarray(origin[:n], float) * scale
         kwargs = {"scale": scale, "translate": translate, "rgb": bool(layer.rgb)}
@@ -197,6 +265,7 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
 
     def _show_result(self, denoised) -> None:
         name = f"{self._source.name if self._source is not None else 'image'} denoised"
+        name += " (visible region)" if self._origin is not None else ""
         self.viewer.add_image(denoised, name=name, metadata={"cellsight_owned": True},
                               **self._placement())
         steps = self.model.meta.get("steps_done", "?") if self.model else "?"

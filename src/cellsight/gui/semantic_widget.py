@@ -4,6 +4,11 @@ Train runs :func:`cellsight.core.segmentation.semantic.train_semantic` and Predi
 :func:`cellsight.core.segmentation.semantic.predict_semantic`, both through ``start_job``; the
 loss curve and progress bar follow the job's progress events, Stop keeps the model
 trained so far, and results go to NEW layers (argmax labels + probability maps).
+
+Predict on a big layer (multiscale / OME-Zarr, dask, > ~256 MP) runs
+:func:`cellsight.core.blocks.dense.predict_semantic_blockwise` into a new
+``<input>_classes.ome.zarr`` shown as a lazy layer; "Visible region only" predicts just
+the region shown in the canvas, in memory.
 """
 
 import napari
@@ -12,8 +17,20 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QCheckBox, QVBoxLayout, QWidget
 
 from cellsight.config.semantic import SemanticConfig
+from cellsight.core.blocks.dense import predict_semantic_blockwise
 from cellsight.core.progress import Cancelled
 from cellsight.core.segmentation.semantic import SemanticModel, predict_semantic, train_semantic
+from cellsight.gui.big_data import (
+    BigDataBox,
+    LiveOutput,
+    blockwise_source,
+    is_big,
+    load,
+    output_path,
+    placed,
+    run_blockwise,
+    visible_crop,
+)
 from cellsight.gui.loss_plot import LossPlot
 from cellsight.gui.toolkit import (
     ConfigForm,
@@ -62,6 +79,12 @@ def train_job(image, labels, config, init, progress, should_stop):
     return model
 
 
+def predict_job(model, image, is_timeseries, device, tta, progress, should_stop):
+    """Worker: read the image (a visible-region crop is read here) and predict it."""
+    return predict_semantic(model, load(image), is_timeseries=is_timeseries, device=device,
+                            tta=tta, progress=progress, should_stop=should_stop)
+
+
 class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
     """Train a U-Net on painted labels and segment images of any size."""
 
@@ -69,6 +92,8 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.model: SemanticModel | None = None
+        self._origin = None  # level-0 origin of a visible-region prediction
+        self.live: LiveOutput | None = None
         self.init_jobs(napari_viewer, IDLE_TEXT)
         defaults = SemanticConfig()
         self.data_form = ConfigForm(defaults, ("scale", "soft_targets"))
@@ -91,6 +116,8 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         layout.addLayout(self.data_form)
         layout.addWidget(group("Network", self.network_form))
         layout.addWidget(group("Training", self.training_form))
+        self.big = BigDataBox()
+        layout.addWidget(self.big.widget)
         grid, buttons = button_grid([
             ("Train", self.start_training), ("Predict", self.start_predict),
             ("Save model…", self._ask_save),
@@ -157,6 +184,10 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         if image_layer is None or labels_layer is None:
             show_error("Choose an Image layer and a Labels layer with a few strokes per class.")
             return None
+        if is_big(image_layer):
+            show_error(f"Layer {image_layer.name!r} is too big to train on; paint and train on "
+                       "a crop, then Predict on the big layer.")
+            return None
         image, labels = layer_array(image_layer), np.asarray(labels_layer.data).copy()
         if image.shape != labels.shape:
             show_error(f"Image {image.shape} and labels {labels.shape} differ in shape.")
@@ -187,12 +218,20 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         if layer is None or self.model is None:
             show_error("Train or load a model and choose an Image layer first.")
             return None
-        image = layer_array(layer)
+        try:
+            blocks = self.big.blocks()
+            crop = visible_crop(self.viewer, layer) if self.big.visible_only else None
+        except ValueError as exc:
+            show_error(f"Cannot predict: {exc}")
+            return None
         self._target = layer
+        self._origin = crop.origin if crop is not None else None
+        if crop is None and is_big(layer):
+            return self._start_blockwise(layer, blocks)
         return self.run_job(
-            predict_semantic,
+            predict_job,
             self.model,
-            image,
+            crop if crop is not None else layer_array(layer),
             is_timeseries=self.frames_check.isChecked(),
             device=self.device_box.currentText(),
             tta=self.tta_check.isChecked(),
@@ -202,7 +241,28 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
             on_cancelled=self._show_partial,
         )
 
+    def _start_blockwise(self, layer, blocks):
+        out = output_path(layer, "classes")
+        self.live = LiveOutput(self.viewer, out, "labels", f"{layer.name} classes",
+                               placed(layer))
+        return self.run_job(
+            run_blockwise, predict_semantic_blockwise, self.model, blockwise_source(layer),
+            blocks=blocks, out=out, name="Blockwise semantic prediction",
+            status=f"Predicting block by block into {out} …", on_progress=self.live.poll,
+            on_result=self._blockwise_done, on_cancelled=self._blockwise_stopped,
+        )
+
     # --- callbacks (main thread) --------------------------------------------------
+    def _blockwise_done(self, result) -> None:
+        self.live.finish(result.path)
+        self.status.setText(f"Classes of {result.blocks} blocks ({result.seconds:.0f} s) "
+                            f"written to {result.path}.")
+
+    def _blockwise_stopped(self, partial) -> None:
+        if self.live is not None:
+            self.live.poll()
+            self.status.setText(f"Stopped; what was written is in {self.live.path}.partial.")
+
     def _on_progress(self, event) -> None:
         if event.values:
             self.plot.add(event.step, event.values)
@@ -222,10 +282,11 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
     def _show_prediction(self, result) -> None:
         layer = self._target
         name = layer.name if layer is not None else "image"
-        scale = getattr(layer, "scale", None)
-        spatial = scale[-result.labels.ndim :] if scale is not None else None
+        where = placed(layer, self._origin, result.labels.ndim) if layer is not None else {}
+        region = " (visible region)" if self._origin is not None else ""
         meta = {"cellsight_owned": True}
-        self.viewer.add_labels(result.labels, name=f"{name} semantic", scale=spatial, metadata=meta)
+        self.viewer.add_labels(result.labels, name=f"{name} semantic{region}", metadata=meta,
+                               **where)
         axis = result.probabilities.ndim - self.model.config.unet.ndim - 1  # the class axis
         first = self.model.config.class_offset
         names = [f"{name} P(class {first + k})" for k in range(self.model.config.n_classes)]
@@ -233,7 +294,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
             result.probabilities,
             channel_axis=axis,
             name=names,
-            scale=spatial,
+            **where,
             visible=False,
             metadata=meta,
         )
