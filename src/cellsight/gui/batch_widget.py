@@ -12,6 +12,8 @@ exist, so a stopped or failed batch is finished by pressing Run again.
 from pathlib import Path
 
 from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
+from qtpy.QtGui import QColor
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +38,8 @@ from cellsight.gui.toolkit import JobMixin, ModelChooser, button_grid, form
 SEGMENT = "Segment nuclei / instances"
 DENOISE = "Denoise (Noise2Void model)"
 COLUMNS = ("file", "status", "objects", "seconds", "error")
+#: text colour of the rows that need a look (the reason is in the row's tooltip)
+STATUS_COLOURS = {"error": "#ff6b6b", "stopped": "#f0b400"}
 
 
 def batch_job(task, source, diameter, pattern, out_dir, workers, overwrite, progress,
@@ -135,7 +139,9 @@ class BatchWidget(JobMixin, QWidget):
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         header = table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setStretchLastSection(True)
+        header.setSectionResizeMode(len(COLUMNS) - 1, QHeaderView.ResizeMode.Stretch)
+        table.setWordWrap(False)
+        table.setTextElideMode(Qt.TextElideMode.ElideRight)
         table.verticalHeader().setVisible(False)
         table.setMinimumHeight(160)
         return table
@@ -189,12 +195,19 @@ class BatchWidget(JobMixin, QWidget):
             values = (Path(row.file).name, row.status, row.objects, row.seconds, row.error)
             for c, value in enumerate(values):
                 item = QTableWidgetItem(str(value))
-                item.setToolTip(row.file if c == 0 else str(value))
+                item.setToolTip(row.file if c == 0 else row.error or str(value))
+                if row.status in STATUS_COLOURS:
+                    item.setForeground(QColor(STATUS_COLOURS[row.status]))
                 self.table.setItem(r, c, item)
         counts = {}
         for row in self.rows:
             counts[row.status] = counts.get(row.status, 0) + 1
-        self.status.setText("Batch: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        text = "Batch: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+        if counts.get("error"):
+            text += " (reasons below)"
+        self.status.setText(text)
+        lines = [f"{Path(r.file).name}: {r.error}" for r in self.rows if r.error][:3]
         summary = Path(self._out_dir) / "summary.csv"
         if summary.exists():
-            self.summary_label.setText(f"Summary written to {summary}")
+            lines.append(f"Summary written to {summary}")
+        self.summary_label.setText("\n".join(lines))
