@@ -90,39 +90,17 @@ def output_path(layer, what: str) -> Path:
 # --- engine -------------------------------------------------------------------------
 
 
-def detach_client(engine) -> None:
-    """Keep ``engine``'s dask client from becoming the process's default scheduler.
-
-    A ``distributed.Client`` makes itself the default for every dask computation in the
-    process; napari computes the viewer's dask layers on the main thread, which would
-    then queue behind the blocks (and fail when the client closes). :func:`gui_engine`
-    makes it the current client of the worker thread only.
-    """
-    from distributed.client import _del_global_client
-
-    client = engine.client
-    if client is None or not getattr(client, "_set_as_default", False):
-        return
-    _del_global_client(client)
-    with client._set_config:  # leaving it restores the previous dask scheduler setting
-        pass
-    client._set_as_default = False
-
-
 @contextmanager
 def gui_engine(workers: int | None = None, retries: int = 2):
-    """A started :class:`~cellsight.core.blocks.engine.Engine` for a dock's worker."""
-    from distributed.client import _current_client
+    """A started :class:`~cellsight.core.blocks.engine.Engine` for a dock's worker.
 
+    The engine's dask client is not dask's default (see the engine), so napari keeps
+    drawing lazy layers with its own scheduler while blocks run.
+    """
     from cellsight.core.blocks.engine import Engine
 
     with Engine(workers=workers or None, retries=retries) as engine:
-        detach_client(engine)
-        token = _current_client.set(engine.client)  # the default of this thread only
-        try:
-            yield engine
-        finally:
-            _current_client.reset(token)
+        yield engine
 
 
 def run_blockwise(func, model, image, *args, blocks, **kwargs):

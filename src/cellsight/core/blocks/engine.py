@@ -67,7 +67,7 @@ class Engine:
             raise ValueError(f"workers must be >= 1; got {self.workers}.")
         if self.scheduler:
             try:
-                self.client = Client(self.scheduler, timeout="20s")
+                self.client = Client(self.scheduler, timeout="20s", set_as_default=False)
             except OSError as exc:
                 raise ValueError(
                     f"No dask scheduler answers at {self.scheduler!r} ({exc})."
@@ -77,13 +77,13 @@ class Engine:
                 n_workers=self.workers, threads_per_worker=1, processes=True,
                 dashboard_address=None, silence_logs=40,
             )
-            self.client = Client(self._cluster)
+            self.client = Client(self._cluster, set_as_default=False)
         else:
             self._cluster = LocalCluster(
                 n_workers=1, threads_per_worker=max(1, self.threads), processes=False,
                 dashboard_address=None, silence_logs=40,
             )
-            self.client = Client(self._cluster)
+            self.client = Client(self._cluster, set_as_default=False)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -113,35 +113,36 @@ def run_blocks(
 ) -> dict[int, Any]:
     """Run ``func(item, *args)`` for every item on the engine; results by item position.
 
+    The engine's client is not made dask's default (``set_as_default=False``), so other
+    dask work in the process (napari drawing a lazy layer) keeps its own scheduler.
     Failing tasks are retried ``engine.retries`` times; a task that still fails raises
     its error here (the other tasks are cancelled). Progress counts finished items. A
     stop request cancels the tasks that have not finished and raises
     :class:`~cellsight.core.progress.Cancelled` whose ``partial`` is the dict of the
     results that did finish (their output is written and stays readable).
     """
-    from distributed import wait
-
     total = progress_total if progress_total is not None else len(items)
     futures = {
         engine.client.submit(func, item, *args, retries=engine.retries, pure=False): i
         for i, item in enumerate(items)
     }
     done: dict[int, Any] = {}
-    remaining = set(futures)
+    remaining = list(futures)
     start = time.monotonic()
     try:
         while remaining:
             if should_stop():
                 raise Cancelled(partial=done)
-            try:
-                finished, remaining = wait(remaining, timeout=0.2, return_when="FIRST_COMPLETED")
-            except TimeoutError:
+            finished = [f for f in remaining if f.done()]
+            if not finished:
+                time.sleep(0.05)
                 continue
+            remaining = [f for f in remaining if not f.done() or f not in finished]
             for fut in finished:
                 done[futures[fut]] = fut.result()
                 progress(_event(progress_offset + len(done), total, message, start, len(done)))
     except BaseException:
-        engine.client.cancel(list(remaining))
+        engine.client.cancel(remaining)
         raise
     return done
 

@@ -32,6 +32,12 @@ from cellsight.core.blocks.arrays import ArrayRef, create_work_array
 from cellsight.core.blocks.engine import Engine, run_blocks
 from cellsight.core.blocks.grid import Block, block_grid
 from cellsight.core.blocks.output import Output, as_ref, open_output
+from cellsight.core.blocks.rescale import (
+    back_to_image,
+    grid_offset,
+    pad_like_whole,
+    shrink_or_grow,
+)
 from cellsight.core.blocks.stats import central_crop, global_percentiles
 from cellsight.core.progress import (
     Cancelled,
@@ -43,7 +49,6 @@ from cellsight.core.progress import (
 from cellsight.core.segmentation.instance_model import (
     InstanceModel,
     estimate_diameter,
-    predict_instance_maps,
     rescale_factor,
 )
 from cellsight.core.segmentation.watershed import watershed_instances
@@ -109,10 +114,16 @@ def prepare_model(model: InstanceModel, ref: ArrayRef, config, spatial: int):
     return fixed_model, float(diameter)
 
 
+#: context each block reads for the network, in the model's pixels: the width over which
+#: the whole-image tiler blends neighbouring tiles
+CONTEXT_MODEL_PIXELS = 32
+
+
 def _halos(model, config, blocks: BlockConfig, shape, spatial, diameter):
     factor = rescale_factor(model, diameter)
-    overlap = max(8, config.tile_size // 16)  # the tiler's own overlap, model pixels
-    context = blocks.context or math.ceil(2 * overlap / max(factor, 1e-3))
+    context = blocks.context or math.ceil(CONTEXT_MODEL_PIXELS / max(factor, 1e-3))
+    divisor = int(getattr(model.net, "divisor", 1))
+    context = math.ceil(context / divisor) * divisor  # outer starts stay on the pooling grid
     label = blocks.label_halo or max(32, math.ceil(2 * diameter))
     lead = len(shape) - spatial
     net_z = context if model.config.unet.ndim == 3 else 0
@@ -122,14 +133,58 @@ def _halos(model, config, blocks: BlockConfig, shape, spatial, diameter):
     return size, ctx, lab
 
 
-def _maps_task(block: Block, model, image: ArrayRef, maps: ArrayRef, config, lead: int):
+def block_tile(extent: int, factor: float, tile: int, largest: int = 1024) -> int:
+    """Tile size that puts a whole block (``extent`` image pixels) in one network pass.
+
+    One tile per block avoids a second layer of tile overlaps inside each block; at most
+    ``largest`` model pixels (memory), at least the configured ``tile``.
+
+    Examples
+    --------
+    >>> block_tile(1100, 0.5, 512), block_tile(1100, 2.0, 512)
+    (576, 1024)
+    """
+    need = math.ceil(extent * factor / 64) * 64
+    return max(tile, min(largest, need))
+
+
+def _maps_task(block: Block, model, image: ArrayRef, maps: ArrayRef, config, lead: int,
+               full_yx):
     data = image.read(block.outer)
     frame = data.reshape(data.shape[lead:])
-    got = predict_instance_maps(model, frame, config)
-    inner = block.inner[lead:]
-    core = block.core
-    maps.write((slice(0, 1), *core), got.foreground[inner].reshape((1, *_size(core))))
-    maps.write((slice(1, 2), *core), got.boundary[inner].reshape((1, *_size(core))))
+    inner, core = block.inner[lead:], block.core
+    factor = rescale_factor(model, config.diameter)
+    fg, bd = _rescaled_maps(model, frame, config, block.outer[-2:], core[-2:], inner,
+                            full_yx, factor)
+    maps.write((slice(0, 1), *core), fg.reshape((1, *_size(core))))
+    maps.write((slice(1, 2), *core), bd.reshape((1, *_size(core))))
+
+
+def _rescaled_maps(model, frame, config, outer_yx, core_yx, inner, full_yx, factor):
+    """Maps of a block on the whole image's model grid (see :mod:`.rescale`)."""
+    from cellsight.core.arrays.resize import scaled_shape
+    from cellsight.core.segmentation.semantic import normalize_frame, softmax, tiled_logits
+    from cellsight.core.segmentation.watershed import maps_from_probabilities
+
+    model_yx = scaled_shape(full_yx, factor)
+    ndim = model.config.unet.ndim
+    divisor = int(getattr(model.net, "divisor", 1))
+    offsets = [grid_offset(m, divisor) for m in model_yx]
+    planes = frame[None] if frame.ndim == ndim else frame[:, None]  # slice by slice
+    logits = []
+    for plane in planes:
+        x = normalize_frame(plane[None] if plane.ndim == ndim else plane, model.config)
+        small, firsts = shrink_or_grow(x, outer_yx, full_yx, model_yx, divisor, offsets)
+        padded, before = pad_like_whole(small, firsts, model_yx, divisor)
+        tile = max(padded.shape[1:])
+        out = tiled_logits(model.net, padded, config.test_time_augmentation, no_progress,
+                           tile_shape=(tile,) * ndim, device=config.device)
+        out = out[(slice(None), *(slice(None),) * (ndim - 2), slice(before[0], None),
+                   slice(before[1], None))]
+        logits.append(back_to_image(out, firsts, core_yx, full_yx, model_yx))
+    stacked = logits[0] if frame.ndim == ndim else np.stack(logits, axis=1)
+    probs = softmax(stacked[(slice(None), *inner[:-2], slice(None), slice(None))])
+    return maps_from_probabilities(probs)
 
 
 def _size(slices) -> tuple[int, ...]:
@@ -237,6 +292,8 @@ def segment_instances_blockwise(
     run_config = config.model_copy(
         update={"mode": f"{spatial}d", "diameter": diameter, "estimate_diameter": False})
     size, ctx, lab = _halos(fixed, run_config, blocks, shape, spatial, diameter)
+    run_config = run_config.model_copy(update={"tile_size": block_tile(
+        size[-1] + 2 * ctx[-1], rescale_factor(fixed, diameter), config.tile_size)})
     output = open_output(out, shape, np.uint32, size, axes_info, "labels", blocks.overwrite,
                          spatial)
     with _engine(engine, blocks) as eng:
@@ -296,8 +353,9 @@ def _run_passes(eng, model, ref, work, output, config, post, sizes, lead, progre
     size, ctx, lab = sizes
     net_blocks = block_grid(ref.shape, size, ctx)
     total = 3 * len(net_blocks)
+    full_yx = ref.shape[-2:]
     run_blocks(eng, _maps_task, net_blocks, eng.share(model), ref, work.maps, config, lead,
-               message="predicting blocks", progress=progress, should_stop=should_stop,
+               full_yx, message="predicting blocks", progress=progress, should_stop=should_stop,
                progress_total=total)
     return label_maps_blockwise(eng, work.maps, work.ids, output.ref, post, size, lab, lead,
                                 progress, should_stop, offset=len(net_blocks), total=total)

@@ -214,7 +214,7 @@ def train_semantic(
         update={"low_values": list(measured.low_values), "high_values": list(measured.high_values)}
     )
     config = config.model_copy(update={"normalization": norm})
-    inputs = [_scaled(_normalize(f, config), config.scale) for f in frames]
+    inputs = [_scaled(normalize_frame(f, config), config.scale) for f in frames]
     soft = None
     if config.scale < 1.0 and config.soft_targets:
         values = list(range(1, config.n_classes + 1))
@@ -282,7 +282,8 @@ def _checkpointer(out_dir, config: SemanticConfig, meta: dict):
     return on_checkpoint
 
 
-def _normalize(frame: np.ndarray, config: SemanticConfig) -> np.ndarray:
+def normalize_frame(frame: np.ndarray, config: SemanticConfig) -> np.ndarray:
+    """Percentile-normalise a ``(C, *spatial)`` frame as the model's config says."""
     norm = config.normalization
     values = None
     if norm.mode == "stored" and norm.low_values:
@@ -296,13 +297,14 @@ def _scaled(image: np.ndarray, factor: float) -> np.ndarray:
     return resize_channels(image, scaled_shape(image.shape[1:], factor))
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities from ``(K, ...)`` logits (float32)."""
     e = np.exp(logits - logits.max(axis=0, keepdims=True))
     return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
 
 
-def _tiled_logits(net, x: np.ndarray, tta: bool, progress, **tiling) -> np.ndarray:
-    """Logits of one normalised ``(C, *spatial)`` input.
+def tiled_logits(net, x: np.ndarray, tta: bool, progress, **tiling) -> np.ndarray:
+    """Logits of one normalised ``(C, *spatial)`` input (tiled; ``tiling`` as predict_tiled).
 
     With ``tta``: the log of the mean probabilities over the 8 flips / 90° rotations /
     transposes of Y and X.
@@ -318,7 +320,7 @@ def _tiled_logits(net, x: np.ndarray, tta: bool, progress, **tiling) -> np.ndarr
             progress(ProgressEvent(k * n + ev.step, len(views) * n, "test-time augmentation"))
 
         out = predict_tiled(net, np.ascontiguousarray(forward(x)), progress=view_progress, **tiling)
-        p = _softmax(np.ascontiguousarray(inverse(out)))
+        p = softmax(np.ascontiguousarray(inverse(out)))
         total = p if total is None else total + p
     return np.log(np.clip(total / len(views), 1e-7, None))
 
@@ -386,9 +388,9 @@ def predict_semantic(
             )
 
         try:
-            logits = _tiled_logits(
+            logits = tiled_logits(
                 model.net,
-                _scaled(_normalize(frame, config), config.scale),
+                _scaled(normalize_frame(frame, config), config.scale),
                 tta,
                 frame_progress,
                 tile_shape=tile_shape,
@@ -400,7 +402,7 @@ def predict_semantic(
         except Cancelled as exc:
             done = SemanticPrediction(np.stack(probs), np.stack(labels)) if probs else None
             raise Cancelled(partial=done) from exc
-        p = _softmax(resize_channels(logits, frame.shape[1:]))
+        p = softmax(resize_channels(logits, frame.shape[1:]))
         probs.append(p)
         labels.append((np.argmax(p, axis=0) + config.class_offset).astype(dtype))
     if has_time:
