@@ -15,26 +15,32 @@ from cellsight.core.blocks.engine import run_blocks
 from cellsight.core.blocks.grid import Block, block_grid
 from cellsight.core.blocks.instances import BlockwiseResult, _engine
 from cellsight.core.blocks.output import as_ref, open_output
+from cellsight.core.blocks.rescale import aligned_output, block_logits
 from cellsight.core.blocks.stats import global_percentiles
 from cellsight.core.progress import ProgressCallback, StopCallback, never_stop, no_progress
 
 
 def _grid(shape, spatial: int, blocks: BlockConfig, context: int, context_z: int):
+    """Block and halo sizes; Z stays whole (a 3D U-Net then sees each stack as untiled)."""
     lead = len(shape) - spatial
-    size = [1] * lead + ([blocks.block_size_z] if spatial == 3 else []) + [blocks.block_size] * 2
-    halo = [0] * lead + ([context_z] if spatial == 3 else []) + [context] * 2
+    size = [1] * lead + ([shape[lead]] if spatial == 3 else []) + [blocks.block_size] * 2
+    halo = [0] * lead + ([0] if spatial == 3 else []) + [context] * 2
     return size, halo
 
 
 def _dense_task(block: Block, predict, model, image: ArrayRef, out: ArrayRef, lead: int,
                 out_lead: int):
     data = image.read(block.outer)
-    result = predict(model, data.reshape(data.shape[lead:]))
-    extra = result.ndim - (len(block.core) - lead)  # class axis of probabilities
-    crop = result[(slice(None),) * extra + block.inner[lead:]]
+    frame = data.reshape(data.shape[lead:])
+    if isinstance(predict, _Semantic | _Denoised):
+        crop = predict(model, frame, block, lead)
+    else:
+        result = predict(model, frame)
+        extra = result.ndim - (len(block.core) - lead)  # class axis of probabilities
+        crop = result[(slice(None),) * extra + block.inner[lead:]]
     target = (slice(None),) * out_lead + block.core
-    out.write(target, crop.reshape(tuple(s.stop - s.start for s in target[:out_lead])
-                                   + tuple(s.stop - s.start for s in block.core)))
+    classes = crop.shape[: crop.ndim - (len(block.core) - lead)]
+    out.write(target, crop.reshape(classes + tuple(s.stop - s.start for s in block.core)))
 
 
 def run_dense(model, image, predict, spatial: int, dtype, blocks: BlockConfig, out=None,
@@ -83,16 +89,23 @@ def _with_class_axis(info, classes: int):
 # --- semantic -------------------------------------------------------------------------
 
 
-def _semantic_labels(model, frame):
-    from cellsight.core.segmentation.semantic import predict_semantic
+class _Semantic:
+    """Per-block semantic prediction on the whole image's grid (labels or probabilities)."""
 
-    return predict_semantic(model, frame).labels
+    def __init__(self, full_yx, probabilities: bool):
+        self.full_yx, self.probabilities = tuple(full_yx), probabilities
 
+    def __call__(self, model, frame, block: Block, lead: int):
+        from cellsight.core.segmentation.semantic import softmax
 
-def _semantic_probabilities(model, frame):
-    from cellsight.core.segmentation.semantic import predict_semantic
-
-    return predict_semantic(model, frame).probabilities
+        logits = block_logits(model, frame, block.outer[-2:], block.core[-2:],
+                              block.inner[lead:], self.full_yx, model.config.scale)
+        probs = softmax(logits)
+        if self.probabilities:
+            return probs
+        dtype = np.uint8 if model.config.n_classes + model.config.class_offset <= 255 else (
+            np.uint16)
+        return (np.argmax(probs, axis=0) + model.config.class_offset).astype(dtype)
 
 
 def stored_normalisation(model, ref: ArrayRef):
@@ -122,8 +135,9 @@ def predict_semantic_blockwise(model, image, blocks: BlockConfig | None = None, 
     spatial = model.config.unet.ndim
     context = blocks.context or math.ceil(32 / max(model.config.scale, 1e-3))
     n = model.config.n_classes
-    dtype = np.float32 if probabilities else (np.uint8 if n < 255 else np.uint16)
-    predict = _semantic_probabilities if probabilities else _semantic_labels
+    dtype = np.float32 if probabilities else (
+        np.uint8 if n + model.config.class_offset <= 255 else np.uint16)
+    predict = _Semantic(ref.shape[-2:], probabilities)
     return run_dense(fixed, ref if not isinstance(image, str) else image, predict, spatial,
                      dtype, blocks, out, n if probabilities else 0, context,
                      context if spatial == 3 else 0, progress, should_stop, engine)
@@ -132,10 +146,20 @@ def predict_semantic_blockwise(model, image, blocks: BlockConfig | None = None, 
 # --- denoise --------------------------------------------------------------------------
 
 
-def _denoised(model, frame):
-    from cellsight.core.denoise.model import denoise
+class _Denoised:
+    """Per-block N2V prediction on the whole image's grid (the model's own normalisation)."""
 
-    return denoise(model, frame, axes="ZYX" if frame.ndim == 3 else "YX")
+    def __init__(self, full_yx):
+        self.full_yx = tuple(full_yx)
+
+    def __call__(self, model, frame, block: Block, lead: int):
+        from cellsight.core.denoise.data import denormalise, normalise
+
+        x = normalise(frame[None, None], model.mean, model.std)[0]
+        out = aligned_output(model.net, x, block.outer[-2:], block.core[-2:], self.full_yx,
+                             self.full_yx)
+        out = out[(slice(None), *block.inner[lead:-2], slice(None), slice(None))]
+        return denormalise(out[None], model.mean, model.std)[0, 0]
 
 
 def denoise_blockwise(model, image, blocks: BlockConfig | None = None, out=None,
@@ -150,5 +174,7 @@ def denoise_blockwise(model, image, blocks: BlockConfig | None = None, out=None,
         raise ValueError("Blockwise denoising takes single-channel images.")
     spatial = model.ndim
     context = blocks.context or 32
-    return run_dense(model, image, _denoised, spatial, np.float32, blocks, out, 0, context,
+    ref, _ = as_ref(image)
+    return run_dense(model, image, _Denoised(ref.shape[-2:]), spatial, np.float32, blocks, out,
+                     0, context,
                      context if spatial == 3 else 0, progress, should_stop, engine)

@@ -32,12 +32,7 @@ from cellsight.core.blocks.arrays import ArrayRef, create_work_array
 from cellsight.core.blocks.engine import Engine, run_blocks
 from cellsight.core.blocks.grid import Block, block_grid
 from cellsight.core.blocks.output import Output, as_ref, open_output
-from cellsight.core.blocks.rescale import (
-    back_to_image,
-    grid_offset,
-    pad_like_whole,
-    shrink_or_grow,
-)
+from cellsight.core.blocks.rescale import block_logits
 from cellsight.core.blocks.stats import central_crop, global_percentiles
 from cellsight.core.progress import (
     Cancelled,
@@ -116,7 +111,7 @@ def prepare_model(model: InstanceModel, ref: ArrayRef, config, spatial: int):
 
 #: context each block reads for the network, in the model's pixels: the width over which
 #: the whole-image tiler blends neighbouring tiles
-CONTEXT_MODEL_PIXELS = 32
+CONTEXT_MODEL_PIXELS = 40
 
 
 def _halos(model, config, blocks: BlockConfig, shape, spatial, diameter):
@@ -126,9 +121,10 @@ def _halos(model, config, blocks: BlockConfig, shape, spatial, diameter):
     context = math.ceil(context / divisor) * divisor  # outer starts stay on the pooling grid
     label = blocks.label_halo or max(32, math.ceil(2 * diameter))
     lead = len(shape) - spatial
-    net_z = context if model.config.unet.ndim == 3 else 0
-    size = [1] * lead + ([blocks.block_size_z] if spatial == 3 else []) + [blocks.block_size] * 2
-    ctx = [0] * lead + ([net_z] if spatial == 3 else []) + [context] * 2
+    # a 3D U-Net sees whole stacks (Z never split): its Z pooling grid is the whole image's
+    z_size = shape[lead] if model.config.unet.ndim == 3 else blocks.block_size_z
+    size = [1] * lead + ([z_size] if spatial == 3 else []) + [blocks.block_size] * 2
+    ctx = [0] * lead + ([0] if spatial == 3 else []) + [context] * 2
     lab = [0] * lead + ([label] if spatial == 3 else []) + [label] * 2
     return size, ctx, lab
 
@@ -162,29 +158,12 @@ def _maps_task(block: Block, model, image: ArrayRef, maps: ArrayRef, config, lea
 
 def _rescaled_maps(model, frame, config, outer_yx, core_yx, inner, full_yx, factor):
     """Maps of a block on the whole image's model grid (see :mod:`.rescale`)."""
-    from cellsight.core.arrays.resize import scaled_shape
-    from cellsight.core.segmentation.semantic import normalize_frame, softmax, tiled_logits
+    from cellsight.core.segmentation.semantic import softmax
     from cellsight.core.segmentation.watershed import maps_from_probabilities
 
-    model_yx = scaled_shape(full_yx, factor)
-    ndim = model.config.unet.ndim
-    divisor = int(getattr(model.net, "divisor", 1))
-    offsets = [grid_offset(m, divisor) for m in model_yx]
-    planes = frame[None] if frame.ndim == ndim else frame[:, None]  # slice by slice
-    logits = []
-    for plane in planes:
-        x = normalize_frame(plane[None] if plane.ndim == ndim else plane, model.config)
-        small, firsts = shrink_or_grow(x, outer_yx, full_yx, model_yx, divisor, offsets)
-        padded, before = pad_like_whole(small, firsts, model_yx, divisor)
-        tile = max(padded.shape[1:])
-        out = tiled_logits(model.net, padded, config.test_time_augmentation, no_progress,
-                           tile_shape=(tile,) * ndim, device=config.device)
-        out = out[(slice(None), *(slice(None),) * (ndim - 2), slice(before[0], None),
-                   slice(before[1], None))]
-        logits.append(back_to_image(out, firsts, core_yx, full_yx, model_yx))
-    stacked = logits[0] if frame.ndim == ndim else np.stack(logits, axis=1)
-    probs = softmax(stacked[(slice(None), *inner[:-2], slice(None), slice(None))])
-    return maps_from_probabilities(probs)
+    logits = block_logits(model, frame, outer_yx, core_yx, inner, full_yx, factor,
+                          config.test_time_augmentation, config.device)
+    return maps_from_probabilities(softmax(logits))
 
 
 def _size(slices) -> tuple[int, ...]:

@@ -27,8 +27,10 @@ def model_grid(start: int, stop: int, full: int, model_full: int) -> tuple[int, 
     (2, [0.5, 2.5])
     """
     ratio = full / model_full
-    k0 = max(0, math.ceil((start + 0.5) / ratio - 0.5 - 1e-9))
-    k1 = min(model_full, math.floor((stop - 0.5) / ratio - 0.5 + 1e-9) + 1)
+    # inside the image a model pixel needs both input neighbours in the block; at the
+    # image's own edges the whole image mirrors, and so does the block
+    k0 = 0 if start == 0 else math.ceil((start + 0.5) / ratio - 0.5 - 1e-9)
+    k1 = model_full if stop == full else math.floor((stop - 0.5) / ratio - 0.5 + 1e-9) + 1
     k = np.arange(k0, max(k0, k1))
     return k0, (k + 0.5) * ratio - 0.5 - start
 
@@ -88,11 +90,18 @@ def shrink_or_grow(block: np.ndarray, outer_yx, full_yx, model_yx, align: int = 
 
 
 def back_to_image(logits: np.ndarray, firsts, core_yx, full_yx, model_yx) -> np.ndarray:
-    """Model-grid ``(K, ..., y, x)`` logits resized back onto the image pixels of the core."""
+    """Model-grid ``(K, ..., y, x)`` logits resized back onto the image pixels of the core.
+
+    Smoothed first when the model grid is finer than the image, as
+    :func:`skimage.transform.resize` smooths.
+    """
     out = logits
     for i, (k0, sl, full, model) in enumerate(zip(firsts, core_yx, full_yx, model_yx,
                                                   strict=True)):
         axis = out.ndim - 2 + i
+        if model > full:  # shrinking back: the same smoothing as the whole image gets
+            out = ndi.gaussian_filter1d(out, (model / full - 1) / 2, axis=axis, mode="mirror",
+                                        truncate=4.0)
         pixels = np.arange(sl.start, sl.stop)
         coords = (pixels + 0.5) * (model / full) - 0.5 - k0
         out = resample_axis(out, axis, coords)
@@ -132,3 +141,54 @@ def grid_offset(model: int, divisor: int) -> int:
     """Reflected pixels the tiler puts before the whole image along one axis."""
     total = -(-model // divisor) * divisor
     return (total - model) // 2
+
+
+def aligned_output(net, x: np.ndarray, outer_yx, core_yx, full_yx, model_yx,
+                   tta: bool = False, device: str = "auto") -> np.ndarray:
+    """The network's output on the core of a block, as on the whole image.
+
+    ``x`` is the block's normalised ``(C, ..., Y, X)`` outer region; it is put on the
+    whole image's model grid (``model_yx`` pixels for ``full_yx``), aligned with the
+    pooling grid and padded like the whole image at its edges, run in one tile and brought
+    back onto the core's image pixels: ``(C_out, ..., y, x)``.
+    """
+    from cellsight.core.progress import no_progress
+    from cellsight.core.segmentation.semantic import tiled_logits
+
+    ndim = x.ndim - 1
+    divisor = int(getattr(net, "divisor", 1))
+    offsets = [grid_offset(m, divisor) for m in model_yx]
+    small, firsts = shrink_or_grow(x, outer_yx, full_yx, model_yx, divisor, offsets)
+    padded, before = pad_like_whole(small, firsts, model_yx, divisor)
+    tile = max(padded.shape[1:])
+    out = tiled_logits(net, padded, tta, no_progress, tile_shape=(tile,) * ndim, device=device)
+    # drop the reflected pixels (the whole image's output stops at its last real pixel
+    # and is mirrored from there when resized back)
+    real = [min(s, p - b) for s, p, b in zip(small.shape[-2:], padded.shape[-2:], before,
+                                             strict=True)]
+    out = out[(slice(None), *(slice(None),) * (ndim - 2), slice(before[0], before[0] + real[0]),
+               slice(before[1], before[1] + real[1]))]
+    return back_to_image(out, firsts, core_yx, full_yx, model_yx)
+
+
+def block_logits(model, frame, outer_yx, core_yx, inner, full_yx, factor: float,
+                 tta: bool = False, device: str = "auto") -> np.ndarray:
+    """Logits of a block's core as the whole image would give them, ``(K, ..., y, x)``.
+
+    ``frame`` is the block's outer region (``{Z}YX``; a 2D model runs a stack slice by
+    slice); ``model`` a semantic / instance model whose normalisation is the image-wide
+    one; ``factor`` its Y/X resize factor; ``inner`` the core inside the outer region.
+    """
+    from cellsight.core.arrays.resize import scaled_shape
+    from cellsight.core.segmentation.semantic import normalize_frame
+
+    model_yx = scaled_shape(full_yx, factor)
+    ndim = model.config.unet.ndim
+    planes = frame[None] if frame.ndim == ndim else frame[:, None]  # slice by slice
+    logits = []
+    for plane in planes:
+        x = normalize_frame(plane[None] if plane.ndim == ndim else plane, model.config)
+        logits.append(aligned_output(model.net, x, outer_yx, core_yx, full_yx, model_yx,
+                                     tta, device))
+    stacked = logits[0] if frame.ndim == ndim else np.stack(logits, axis=1)
+    return stacked[(slice(None), *inner[:-2], slice(None), slice(None))]
