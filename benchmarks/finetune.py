@@ -135,7 +135,7 @@ def review_precision(model, tests: dict, preds: dict) -> dict:
 
 def run_fine_tune(images, labels, reviewed, out_dir) -> tuple[dict, InstanceModel]:
     wall, cpu, loads = time.perf_counter(), time.process_time(), load_avg()
-    result = fine_tune(images, labels, "nuclei", FineTuneConfig(), reviewed=reviewed,
+    result = fine_tune(images, labels, FineTuneConfig(), base="nuclei", reviewed=reviewed,
                        out_dir=out_dir)
     info = {
         "held_out": result.held_out,

@@ -59,8 +59,8 @@ def finetune_instance_task(args) -> dict:
         result = fine_tune(
             [read_any(p).data for p in args.images],
             [read_any(p).data for p in args.labels],
-            args.init,
             _finetune_config(args),
+            base=args.init,
             annotated=_annotated_masks(args),
             diameter=getattr(args, "diameter", None) or 0.0,
             out_dir=args.out,

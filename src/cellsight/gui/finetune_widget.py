@@ -38,7 +38,7 @@ FORM_FIELDS = ("region", "steps", "time_limit_minutes", "holdout_fraction")
 def finetune_job(image, labels, source, config, prediction, diameter, out_parent,
                  progress, should_stop):
     """Worker: fine-tune on one image's corrections."""
-    return fine_tune(image, labels, source, config, predictions=prediction, diameter=diameter,
+    return fine_tune(image, labels, config, base=source, predictions=prediction, diameter=diameter,
                      out_parent=out_parent, progress=progress, should_stop=should_stop)
 
 

@@ -50,7 +50,7 @@ def test_versions_are_numbered_and_never_reused(tmp_path):
 def test_one_corrected_image_holds_out_a_stripe_and_saves_versions(crop, tmp_path):
     image, truth = crop
     config = FineTuneConfig(**TINY)
-    result = ft.fine_tune(image, truth, "nuclei", config, out_parent=tmp_path)
+    result = ft.fine_tune(image, truth, config, base="nuclei", out_parent=tmp_path)
     assert "right 25%" in result.held_out and result.steps_done == 2
     assert result.model_dir == tmp_path / "nuclei-ft001"
     assert result.before.tp + result.before.fn >= 3  # held-out stripe holds objects
@@ -59,14 +59,14 @@ def test_one_corrected_image_holds_out_a_stripe_and_saves_versions(crop, tmp_pat
     saved = InstanceModel.load(result.model_dir)
     assert saved.meta["fine_tune"]["ap50_before"] == round(result.before_ap, 4)
     assert saved.config.unet == InstanceModel.load("nuclei").config.unet
-    again = ft.fine_tune(image, truth, result.model_dir, config, out_parent=tmp_path)
+    again = ft.fine_tune(image, truth, config, base=result.model_dir, out_parent=tmp_path)
     assert again.model_dir.name == "nuclei-ft002"  # from a version: next free number
 
 
 def test_frames_of_a_time_series_are_held_out_whole(crop):
     image, truth = crop
     movie, labels = np.stack([image, image[:, ::-1]]), np.stack([truth, truth[:, ::-1]])
-    result = ft.fine_tune(movie, labels, "nuclei", FineTuneConfig(**TINY))
+    result = ft.fine_tune(movie, labels, FineTuneConfig(**TINY), base="nuclei")
     assert result.held_out.startswith("1 of 2 corrected frames") and result.model_dir is None
 
 
@@ -111,7 +111,7 @@ def test_a_3d_model_folder_fine_tunes_in_3d(tmp_path):
     labels[2:6, 4:10, 4:10], labels[2:6, 20:27, 18:25] = 1, 2
     image = (labels > 0) * 100.0 + np.random.default_rng(0).normal(10, 2, labels.shape)
     cfg = FineTuneConfig(**TINY | {"patch_size": 16})
-    result = ft.fine_tune(image, labels, tmp_path / "tiny3d", cfg, out_parent=tmp_path)
+    result = ft.fine_tune(image, labels, cfg, base=tmp_path / "tiny3d", out_parent=tmp_path)
     assert result.model_dir.name == "tiny3d-ft001"
     assert InstanceModel.load(result.model_dir).config.unet.ndim == 3
 
@@ -120,7 +120,7 @@ def test_a_3d_model_folder_fine_tunes_in_3d(tmp_path):
 def test_a_worse_model_is_reported_and_the_old_one_kept(crop):
     image, truth = crop
     wild = FineTuneConfig(**TINY | {"learning_rate": 0.1, "steps": 4})
-    result = ft.fine_tune(image, truth, "nuclei", wild)
+    result = ft.fine_tune(image, truth, wild, base="nuclei")
     assert result.after_ap < result.before_ap and result.kept == "old"
     assert "WORSE" in result.message and "stays active" in result.message
 
@@ -128,12 +128,12 @@ def test_a_worse_model_is_reported_and_the_old_one_kept(crop):
 def test_stop_and_bad_folders(crop, tmp_path):
     image, truth = crop
     with pytest.raises(Cancelled):
-        ft.fine_tune(image, truth, "nuclei", FineTuneConfig(**TINY), out_parent=tmp_path,
+        ft.fine_tune(image, truth, FineTuneConfig(**TINY), base="nuclei", out_parent=tmp_path,
                      should_stop=lambda: True)
     assert not list(tmp_path.iterdir())  # nothing saved, no empty version folder
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "weights.pt").write_bytes(b"x")
     with pytest.raises(ValueError, match="never overwrites"):
-        ft.fine_tune(image, truth, "nuclei", out_dir=tmp_path / "taken")
+        ft.fine_tune(image, truth, base="nuclei", out_dir=tmp_path / "taken")
     with pytest.raises(ValueError, match="rescale"):
-        ft.fine_tune(image, truth, "nuclei", FineTuneConfig(**TINY), diameter=1.0)
+        ft.fine_tune(image, truth, FineTuneConfig(**TINY), base="nuclei", diameter=1.0)

@@ -195,9 +195,9 @@ def _message(before: MatchResult, after: MatchResult, folder: Path | None, kept:
 def fine_tune(
     images,
     corrected,
-    base: "InstanceModel | str | os.PathLike" = "nuclei",
     config: FineTuneConfig | None = None,
     *,
+    base: "InstanceModel | str | os.PathLike" = "nuclei",
     predictions=None,
     reviewed=None,
     annotated=None,
@@ -215,10 +215,10 @@ def fine_tune(
         Images and their corrected instance labels: ``(Y, X)``, stacks ``(T|Z, Y, X)``
         or ``(T, Z, Y, X)``. A 2D model learns from every 2D slice; a 3D model from
         ``(Z, Y, X)`` stacks.
-    base : InstanceModel, built-in name or model folder
-        The model to start from; its architecture, post-processing and object size stay.
     config : FineTuneConfig, optional
         Steps, learning rate, time limit, what to train on, held-out share.
+    base : InstanceModel, built-in name or model folder
+        The model to start from; its architecture, post-processing and object size stay.
     predictions : array or sequence of arrays, optional
         The model's labels before correction (to find what was edited).
     reviewed : sequence, optional
@@ -249,7 +249,7 @@ def fine_tune(
 
     Examples
     --------
-    >>> result = fine_tune(image, corrected, "nuclei", out_parent="models")  # doctest: +SKIP
+    >>> result = fine_tune(image, corrected, base="nuclei", out_parent="models")  # doctest: +SKIP
     >>> result.message  # doctest: +SKIP
     'AP@0.5 on held-out corrections: 0.71 -> 0.83 (new model nuclei-ft001 saved, now active)'
     """
