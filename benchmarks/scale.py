@@ -217,6 +217,8 @@ def _all_complete(src: Path, out: Path) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--parts", default="mosaic,memory,batch",
+                        help="Parts to run (the others are kept from the results file).")
     parser.add_argument("--step")
     for name in ("image", "labels", "out", "diameter", "block", "workers"):
         parser.add_argument(f"--{name}")
@@ -228,59 +230,66 @@ def main() -> None:
         step = {"whole": step_whole, "blocks": step_blocks}[args.step]
         print(json.dumps(step(args)))
         return
-    run_all(args.quick)
+    run_all(args.quick, set(args.parts.split(",")))
 
 
-def run_all(quick: bool) -> None:
+def run_all(quick: bool, parts: set[str]) -> None:
     from cellsight.core.segmentation.instance_model import estimate_diameter, load_builtin
     from cellsight.io.omezarr import write_ome_zarr
 
     mosaic_side, block, big_side, n_files = (2048, 512, 4096, 20) if quick else (
         6144, 1024, 16384, 200)
     work = Path(tempfile.mkdtemp(prefix="cellsight-scale-"))
-    results = {"quick": quick, "cpu_threads": os.cpu_count()}
+    results = {} if quick or not RESULTS.exists() else json.loads(RESULTS.read_text())
+    results.update({"quick": quick, "cpu_threads": os.cpu_count()})
     try:
         mosaic = make_mosaic(mosaic_side)
-        mosaic_path = work / "mosaic.ome.zarr"
-        write_ome_zarr(mosaic_path, mosaic, axes="YX", chunks=(block, block))
         c = mosaic_side // 2
         centre = mosaic[c - 512:c + 512, c - 512:c + 512]
         diameter = estimate_diameter(load_builtin("nuclei"), centre)
         results["diameter"] = round(diameter, 2)
-        whole = _run_step("whole", image=mosaic_path, labels=work / "whole.npy", diameter=diameter)
-        blocks = _run_step("blocks", image=mosaic_path, out=work / "blocks.ome.zarr",
-                           diameter=diameter, block=block)
-        cluster = _run_step("blocks", image=mosaic_path, out=work / "cluster.ome.zarr",
-                            diameter=diameter, block=block, workers=2)
-        whole_labels = np.load(work / "whole.npy")
-        block_labels = _read_labels(work / "blocks.ome.zarr")
-        results["mosaic"] = {"side": mosaic_side, "block": block, "whole": whole,
-                             "blockwise": blocks, "cluster": cluster,
-                             "seams": compare(whole_labels, block_labels),
-                             "cluster_vs_threads": compare(
-                                 block_labels, _read_labels(work / "cluster.ome.zarr"))}
-        px = mosaic_side**2
-        results["throughput_ratio"] = round(whole["seconds"] / blocks["seconds"], 3)
-        results["mp_per_s"] = {"whole": round(px / whole["seconds"] / 1e6, 3),
-                               "blockwise": round(px / blocks["seconds"] / 1e6, 3),
-                               "cluster2": round(px / cluster["seconds"] / 1e6, 3)}
-        del whole_labels, block_labels
-        big = work / "big.ome.zarr"
-        make_big_zarr(big, big_side)
-        memory = _run_step("blocks", image=big, out=work / "big_labels.ome.zarr",
-                           diameter=diameter, block=block)
-        scale = big_side**2 / mosaic_side**2
-        memory["in_memory_estimate_mb"] = round(whole["peak_rss_mb"] * scale)
-        memory["side"] = big_side
-        results["memory"] = memory
-        results["batch"] = batch_resume(work, n_files)
-        results["plate_1tb"] = plate_estimate(blocks, block)
+        if "mosaic" in parts:
+            mosaic_path = work / "mosaic.ome.zarr"
+            write_ome_zarr(mosaic_path, mosaic, axes="YX", chunks=(block, block))
+            _mosaic_part(results, work, mosaic_path, mosaic_side, block, diameter)
+        if "memory" in parts:
+            big = work / "big.ome.zarr"
+            make_big_zarr(big, big_side)
+            memory = _run_step("blocks", image=big, out=work / "big_labels.ome.zarr",
+                               diameter=diameter, block=block)
+            whole_mb = results["mosaic"]["whole"]["peak_rss_mb"]
+            memory["in_memory_estimate_mb"] = round(whole_mb * big_side**2 / mosaic_side**2)
+            memory["side"] = big_side
+            results["memory"] = memory
+        if "batch" in parts:
+            results["batch"] = batch_resume(work, n_files)
+        results["plate_1tb"] = plate_estimate(results["mosaic"]["blockwise"], block)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if not quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+
+
+def _mosaic_part(results, work, mosaic_path, mosaic_side, block, diameter) -> None:
+    whole = _run_step("whole", image=mosaic_path, labels=work / "whole.npy", diameter=diameter)
+    blocks = _run_step("blocks", image=mosaic_path, out=work / "blocks.ome.zarr",
+                       diameter=diameter, block=block)
+    cluster = _run_step("blocks", image=mosaic_path, out=work / "cluster.ome.zarr",
+                        diameter=diameter, block=block, workers=2)
+    whole_labels = np.load(work / "whole.npy")
+    block_labels = _read_labels(work / "blocks.ome.zarr")
+    results["mosaic"] = {"side": mosaic_side, "block": block, "whole": whole,
+                         "blockwise": blocks, "cluster": cluster,
+                         "seams": compare(whole_labels, block_labels),
+                         "cluster_vs_threads": compare(
+                             block_labels, _read_labels(work / "cluster.ome.zarr"))}
+    px = mosaic_side**2
+    results["throughput_ratio"] = round(whole["seconds"] / blocks["seconds"], 3)
+    results["mp_per_s"] = {"whole": round(px / whole["seconds"] / 1e6, 3),
+                           "blockwise": round(px / blocks["seconds"] / 1e6, 3),
+                           "cluster2": round(px / cluster["seconds"] / 1e6, 3)}
 
 
 def plate_estimate(blocks: dict, block: int) -> dict:

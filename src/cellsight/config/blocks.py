@@ -24,7 +24,7 @@ class BlockConfig(StrictConfig):
     label_halo: int = Field(
         0, ge=0, le=4096, title="Label halo",
         description="Pixels around each block used to finish the objects crossing its "
-        "edges (0 = automatic: twice the nucleus diameter, at least 32). Objects larger "
+        "edges (0 = automatic: three nucleus diameters, at least 32). Objects larger "
         "than this may be cut at block edges.",
     )
     workers: int = Field(

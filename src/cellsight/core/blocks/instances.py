@@ -6,7 +6,7 @@ Three passes over the blocks, each a task per block on the :class:`Engine`:
    foreground and boundary maps with the image-wide normalisation and nucleus
    diameter, and writes the maps of its core to an on-disk intermediate.
 2. **objects**: each block reads the stored maps of its core plus a *label halo*
-   (at least twice the nucleus diameter), runs the watershed there, and names every
+   (three nucleus diameters, at least 32 pixels), runs the watershed there, and names every
    object by an *anchor*: the global position of the first (in C order) of its seed
    pixels. Two blocks that both see a whole object compute the same watershed on the
    same stored maps and so give it the same anchor: an object crossing a block face is
@@ -119,7 +119,7 @@ def _halos(model, config, blocks: BlockConfig, shape, spatial, diameter):
     context = blocks.context or math.ceil(CONTEXT_MODEL_PIXELS / max(factor, 1e-3))
     divisor = int(getattr(model.net, "divisor", 1))
     context = math.ceil(context / divisor) * divisor  # outer starts stay on the pooling grid
-    label = blocks.label_halo or max(32, math.ceil(2 * diameter))
+    label = blocks.label_halo or max(32, math.ceil(3 * diameter))
     lead = len(shape) - spatial
     # a 3D U-Net sees whole stacks (Z never split): its Z pooling grid is the whole image's
     z_size = shape[lead] if model.config.unet.ndim == 3 else blocks.block_size_z
