@@ -7,7 +7,8 @@ Every measured step runs in its own subprocess (clean peak memory and timing):
 
 - seams: a mosaic of real GOWT1 nuclei frames (6144x6144 from 36 frames of
   ../shared/data/tracking/Fluo-N2DH-GOWT1/01) segmented blockwise (1024 blocks) vs whole
-  in memory; AP@0.5 of one against the other and the whole-image objects split by blocks;
+  in memory (the default tiled path, and the network on the whole image in one tile);
+  AP@0.5 of one against the other and the whole-image objects split by blocks;
 - throughput: pixels per second of both on the same machine;
 - engine: the same mosaic on a LocalCluster of 2 worker processes vs the threaded run;
 - memory: peak resident memory segmenting a 16384x16384 uint16 OME-Zarr blockwise, and the
@@ -92,7 +93,8 @@ def step_whole(args) -> dict:
     image = np.asarray(read_ome_zarr(args.image).data.compute())
     model = load_builtin("nuclei")
     start = time.monotonic()
-    labels = segment_instances(model, image, InstancePredictConfig(diameter=args.diameter))
+    config = InstancePredictConfig(diameter=args.diameter, tile_size=args.tile)
+    labels = segment_instances(model, image, config)
     seconds = time.monotonic() - start
     np.save(args.labels, labels)
     return {"seconds": seconds, "pixels": int(image.size), "objects": int(labels.max()),
@@ -220,13 +222,14 @@ def main() -> None:
     parser.add_argument("--parts", default="mosaic,memory,batch",
                         help="Parts to run (the others are kept from the results file).")
     parser.add_argument("--step")
-    for name in ("image", "labels", "out", "diameter", "block", "workers"):
+    for name in ("image", "labels", "out", "diameter", "block", "workers", "tile"):
         parser.add_argument(f"--{name}")
     args = parser.parse_args()
     if args.step:
         args.diameter = float(args.diameter)
         args.block = int(args.block or 1024)
         args.workers = int(args.workers or 0)
+        args.tile = int(args.tile or 512)
         step = {"whole": step_whole, "blocks": step_blocks}[args.step]
         print(json.dumps(step(args)))
         return
@@ -274,15 +277,21 @@ def run_all(quick: bool, parts: set[str]) -> None:
 
 def _mosaic_part(results, work, mosaic_path, mosaic_side, block, diameter) -> None:
     whole = _run_step("whole", image=mosaic_path, labels=work / "whole.npy", diameter=diameter)
+    # the same network on the whole image in ONE tile: what blocks are meant to reproduce
+    untiled = _run_step("whole", image=mosaic_path, labels=work / "untiled.npy",
+                        diameter=diameter, tile=4096)
     blocks = _run_step("blocks", image=mosaic_path, out=work / "blocks.ome.zarr",
                        diameter=diameter, block=block)
     cluster = _run_step("blocks", image=mosaic_path, out=work / "cluster.ome.zarr",
                         diameter=diameter, block=block, workers=2)
     whole_labels = np.load(work / "whole.npy")
     block_labels = _read_labels(work / "blocks.ome.zarr")
+    untiled_labels = np.load(work / "untiled.npy")
     results["mosaic"] = {"side": mosaic_side, "block": block, "whole": whole,
-                         "blockwise": blocks, "cluster": cluster,
+                         "whole_untiled": untiled, "blockwise": blocks, "cluster": cluster,
                          "seams": compare(whole_labels, block_labels),
+                         "seams_vs_untiled": compare(untiled_labels, block_labels),
+                         "tiled_vs_untiled": compare(untiled_labels, whole_labels),
                          "cluster_vs_threads": compare(
                              block_labels, _read_labels(work / "cluster.ome.zarr"))}
     px = mosaic_side**2

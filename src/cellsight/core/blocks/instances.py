@@ -29,7 +29,7 @@ import numpy as np
 from cellsight.config.blocks import BlockConfig
 from cellsight.config.instances import InstancePostConfig, InstancePredictConfig
 from cellsight.core.blocks.arrays import ArrayRef, create_work_array
-from cellsight.core.blocks.engine import Engine, run_blocks
+from cellsight.core.blocks.engine import Engine, malloc_trim, run_blocks
 from cellsight.core.blocks.grid import Block, block_grid
 from cellsight.core.blocks.output import Output, as_ref, open_output
 from cellsight.core.blocks.rescale import block_logits
@@ -268,6 +268,7 @@ def segment_instances_blockwise(
     _check_shape(shape, spatial, config)
     lead = len(shape) - spatial
     fixed, diameter = prepare_model(model, ref, config, spatial)
+    malloc_trim()  # the whole-image sampling's buffers go back before the blocks start
     run_config = config.model_copy(
         update={"mode": f"{spatial}d", "diameter": diameter, "estimate_diameter": False})
     size, ctx, lab = _halos(fixed, run_config, blocks, shape, spatial, diameter)
