@@ -32,9 +32,9 @@ def test_from_without_options_uses_the_shared_fine_tuning_defaults(files, tmp_pa
     seen = {}
     real = ft.fine_tune
 
-    def spy(images, labels, base, config, **kwargs):
+    def spy(images, labels, config, *, base, **kwargs):
         seen["config"], seen["base"] = config, base
-        return real(images, labels, base, config.model_copy(update={"steps": 1}), **kwargs)
+        return real(images, labels, config.model_copy(update={"steps": 1}), base=base, **kwargs)
 
     monkeypatch.setattr(ft, "fine_tune", spy)
     assert main(_args(files, tmp_path / "m")) == 0
