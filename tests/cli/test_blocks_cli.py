@@ -36,6 +36,14 @@ def test_segment_ome_zarr_blockwise(tmp_path, capsys):
     assert main(args) == 2  # an existing output is kept...
     assert "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0  # ...unless asked
+    capsys.readouterr()
+    into = src / "labels" / "nuclei"  # into the source image's labels/ group
+    assert main([*args[:-3], "--out", str(into), str(src)]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(into)
+    stored = read_ome_zarr(into)
+    assert stored.kind == "labels" and stored.axes == "YX"
+    assert (stored.data.compute() == labels.data.compute()).all()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cellsight-")]
 
 
 def test_batch_folder_resumes_and_reports_a_broken_file(tmp_path, capsys):

@@ -93,25 +93,66 @@ def run_batch_command(args, label: str, work, *work_args) -> int:
     return 1 if counts["error"] else 0
 
 
+def labels_target(out: str):
+    """``(image, name)`` when OUT is ``IMAGE.ome.zarr/labels/NAME`` of an existing image."""
+    from cellsight.io.omezarr import is_ome_zarr
+
+    path = Path(out)
+    image = path.parent.parent
+    if path.parent.name == "labels" and _is_zarr(image) and is_ome_zarr(image):
+        return image, path.name
+    return None
+
+
+def _into_labels(run, args, **kwargs):
+    """Run ``run(out=...)``; OUT inside a source image's labels/ group is written there.
+
+    The blockwise result goes to a temporary OME-Zarr beside the image first, then into
+    ``IMAGE.ome.zarr/labels/NAME`` (NGFF labels, listed in the group) block by block.
+    """
+    import shutil
+    import tempfile
+
+    from cellsight.io.omezarr import add_labels, read_ome_zarr
+
+    target = labels_target(args.out)
+    if target is None:
+        return run(out=_zarr_out(args.out), **kwargs)
+    image, name = target
+    work = Path(tempfile.mkdtemp(prefix=".cellsight-", dir=image.parent))
+    try:
+        result = run(out=str(work / f"{name}.ome.zarr"), **kwargs)
+        result.path = add_labels(image, name, read_ome_zarr(result.path).data,
+                                 overwrite=block_config(args).overwrite)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
 def segment_blockwise(args, model, config, post) -> dict:
-    """One big image through :func:`segment_instances_blockwise`; OUT is an OME-Zarr."""
+    """One big image through :func:`segment_instances_blockwise`; OUT is an OME-Zarr.
+
+    OUT may be ``IMAGE.ome.zarr/labels/NAME``: the labels then go into the source image.
+    """
     from cellsight.core.blocks.instances import segment_instances_blockwise
 
-    out = _zarr_out(args.out)
     with ProgressBars("segment") as progress:
-        result = segment_instances_blockwise(model, args.image, config, block_config(args),
-                                             out=out, post=post, progress=progress)
+        result = _into_labels(
+            lambda out: segment_instances_blockwise(model, args.image, config,
+                                                    block_config(args), out=out, post=post,
+                                                    progress=progress), args)
     return {"out": str(result.path), "objects": result.n_objects, "blocks": result.blocks,
             "seconds": round(result.seconds, 1), "diameter": round(result.diameter, 2)}
 
 
 def semantic_blockwise(args, model) -> dict:
-    """One big image through :func:`predict_semantic_blockwise`."""
+    """One big image through :func:`predict_semantic_blockwise` (OUT as for instances)."""
     from cellsight.core.blocks.dense import predict_semantic_blockwise
 
     with ProgressBars("segment") as progress:
-        result = predict_semantic_blockwise(model, args.image, block_config(args),
-                                            out=_zarr_out(args.out), progress=progress)
+        result = _into_labels(
+            lambda out: predict_semantic_blockwise(model, args.image, block_config(args),
+                                                   out=out, progress=progress), args)
     return {"out": str(result.path), "blocks": result.blocks, "seconds": round(result.seconds, 1)}
 
 

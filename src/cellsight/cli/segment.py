@@ -131,8 +131,8 @@ def register(sub) -> None:
         "--out",
         required=True,
         metavar="OUT",
-        help="Label image to write (one input; .ome.zarr for blockwise runs) or folder "
-        "(a batch).",
+        help="Label image to write (one input; .ome.zarr for blockwise runs, or "
+        "IMG.ome.zarr/labels/NAME to store them inside the input image) or folder (a batch).",
     )
     p.add_argument(
         "images", nargs="+", metavar="IMG",
