@@ -129,21 +129,6 @@ def _halos(model, config, blocks: BlockConfig, shape, spatial, diameter):
     return size, ctx, lab
 
 
-def block_tile(extent: int, factor: float, tile: int, largest: int = 1024) -> int:
-    """Tile size that puts a whole block (``extent`` image pixels) in one network pass.
-
-    One tile per block avoids a second layer of tile overlaps inside each block; at most
-    ``largest`` model pixels (memory), at least the configured ``tile``.
-
-    Examples
-    --------
-    >>> block_tile(1100, 0.5, 512), block_tile(1100, 2.0, 512)
-    (576, 1024)
-    """
-    need = math.ceil(extent * factor / 64) * 64
-    return max(tile, min(largest, need))
-
-
 def _maps_task(block: Block, model, image: ArrayRef, maps: ArrayRef, config, lead: int,
                full_yx):
     data = image.read(block.outer)
@@ -272,8 +257,6 @@ def segment_instances_blockwise(
     run_config = config.model_copy(
         update={"mode": f"{spatial}d", "diameter": diameter, "estimate_diameter": False})
     size, ctx, lab = _halos(fixed, run_config, blocks, shape, spatial, diameter)
-    run_config = run_config.model_copy(update={"tile_size": block_tile(
-        size[-1] + 2 * ctx[-1], rescale_factor(fixed, diameter), config.tile_size)})
     output = open_output(out, shape, np.uint32, size, axes_info, "labels", blocks.overwrite,
                          spatial)
     with _engine(engine, blocks) as eng:
