@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity  # noqa: E402
 
-from cellsight.config.n2v import N2VConfig  # noqa: E402
+from cellsight.config.n2v import DenoisePredictConfig, N2VConfig  # noqa: E402
 from cellsight.core.denoise import denoise, train_n2v  # noqa: E402
 from cellsight.io.tiff import read_image, save_json  # noqa: E402
 
@@ -59,10 +59,10 @@ def scores(clean: np.ndarray, image: np.ndarray) -> dict:
 
 def run_cellsight(noisy, args) -> tuple[np.ndarray, float]:
     config = N2VConfig(steps=args.steps, patch_size=args.patch, batch_size=args.batch,
-                       variant="n2v", seed=args.seed)
+                       variant="n2v", seed=args.seed, device="cpu")
     start = time.perf_counter()
-    model = train_n2v(noisy, config, device="cpu")
-    out = denoise(model, noisy, device="cpu")
+    model = train_n2v(noisy, config)
+    out = denoise(model, noisy, DenoisePredictConfig(device="cpu"))
     return out, time.perf_counter() - start
 
 

@@ -38,7 +38,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.io import imread
 
-from cellsight.config.semantic import SemanticConfig
+from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
 from cellsight.config.training import TrainConfig
 from cellsight.config.unet import UNetConfig
 from cellsight.core.arrays.normalize import normalize_channels
@@ -110,13 +110,17 @@ def config_for(
     )
 
 
+CPU = SemanticPredictConfig(device="cpu")
+CPU_TTA = SemanticPredictConfig(device="cpu", test_time_augmentation=True)
+
+
 def run_em(minutes: float) -> tuple[dict, object]:
     tr_i, tr_l, te_i, te_l = load_em()
     start = time.perf_counter()
     model = train_semantic(tr_i, tr_l, config_for(False, minutes, 128))
     train_s = time.perf_counter() - start
-    preds = [predict_semantic(model, im, device="cpu").labels for im in te_i]
-    tta = [predict_semantic(model, im, device="cpu", tta=True).labels for im in te_i]
+    preds = [predict_semantic(model, im, CPU).labels for im in te_i]
+    tta = [predict_semantic(model, im, CPU_TTA).labels for im in te_i]
     otsu_int = [otsu(im) for im in te_i]  # bright = interior, dark = membrane
     return {
         "train_seconds": round(train_s, 1),
@@ -143,8 +147,8 @@ def run_nih3t3(minutes: float) -> tuple[dict, object, np.ndarray]:
     start = time.perf_counter()
     model = train_semantic(tr_i, tr_m, config_for(True, minutes, 128, 0.25, **NIH3T3_TRAINING))
     train_s = time.perf_counter() - start
-    preds = [predict_semantic(model, im, device="cpu").labels == 1 for im in te_i]
-    tta = [predict_semantic(model, im, device="cpu", tta=True).labels == 1 for im in te_i]
+    preds = [predict_semantic(model, im, CPU).labels == 1 for im in te_i]
+    tta = [predict_semantic(model, im, CPU_TTA).labels == 1 for im in te_i]
     return (
         {
             "train_seconds": round(train_s, 1),

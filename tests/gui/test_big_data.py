@@ -101,8 +101,8 @@ def test_denoise_dock_applies_a_model_blockwise(make_napari_viewer, qtbot, tmp_p
     widget.device_box.setCurrentText("cpu")
     widget.big.form.editors["block_size"].setValue(64)
     assert widget.start() is None  # a big layer is not trained on whole
-    widget.model = train_n2v(noisy, N2VConfig(steps=5, patch_size=32, batch_size=2),
-                             device="cpu")
+    widget.model = train_n2v(noisy, N2VConfig(steps=5, patch_size=32, batch_size=2,
+                                              device="cpu"))
     added_while_running = []
     viewer.layers.events.inserted.connect(
         lambda e: added_while_running.append(widget.job is not None))

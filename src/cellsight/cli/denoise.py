@@ -14,7 +14,7 @@ TRAIN_OPTIONS = (*CONFIG_OPTIONS, "save_model")
 def _config(args):
     from cellsight.config.n2v import N2VConfig
 
-    return N2VConfig(**given_values(args, CONFIG_OPTIONS))
+    return N2VConfig(**given_values(args, CONFIG_OPTIONS), device=args.device)
 
 
 def _check_args(args) -> None:
@@ -68,17 +68,19 @@ def _run_blockwise(args) -> int:
 
 
 def _run_one(args) -> int:
+    from cellsight.config.n2v import DenoisePredictConfig
     from cellsight.core.denoise import denoise, load_model, train_n2v
     from cellsight.io.tiff import read_image, write_image
 
     img = read_image(args.image)
     axes = (args.axes or img.axes).upper()
+    predict = DenoisePredictConfig(axes=axes, device=args.device)
     with ProgressBars("denoise") as progress:
         if args.model:
             model = load_model(args.model)
         else:
             model = train_n2v(
-                img.data, _config(args), axes=axes, device=args.device,
+                img.data, _config(args), axes=axes,
                 checkpoint_dir=args.save_model and f"{args.save_model}/checkpoints",
                 progress=progress,
             )
@@ -86,7 +88,7 @@ def _run_one(args) -> int:
                 progress.close()
                 model.save(args.save_model)
                 print(f"Model saved to {args.save_model}", file=sys.stderr)
-        out = denoise(model, img.data, axes=axes, device=args.device, progress=progress)
+        out = denoise(model, img.data, predict, progress=progress)
     write_image(args.out, out, axes=img.axes, scale=img.scale)
     print(f"Denoised image written to {args.out}", file=sys.stderr)
     return 0

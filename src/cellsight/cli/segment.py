@@ -28,25 +28,29 @@ def _label_axes(image_axes: str, labels: np.ndarray) -> str | None:
     return kept if len(kept) == labels.ndim else None
 
 
+def semantic_predict_config(args):
+    """The SemanticPredictConfig that ``cellsight segment --mode semantic`` asks for."""
+    from cellsight.config.semantic import SemanticPredictConfig
+
+    return SemanticPredictConfig(
+        axes=args.axes or "",
+        timeseries=args.timeseries,
+        tile_size=args.tile_size or 0,
+        batch_size=args.batch_size,
+        device=args.device,
+        test_time_augmentation=args.tta,
+    )
+
+
 def segment_semantic(args) -> dict:
     """Segment one image with a semantic model; write labels (and probabilities)."""
     from cellsight.core.segmentation.semantic import SemanticModel, predict_semantic
 
     model = SemanticModel.load(args.model)
     image = read_any(args.image)
-    tile = (args.tile_size,) * model.config.unet.ndim if args.tile_size else None
+    config = semantic_predict_config(args)
     with ProgressBars("segment") as progress:
-        result = predict_semantic(
-            model,
-            image.data,
-            axes=args.axes,
-            is_timeseries=args.timeseries,
-            tile_shape=tile,
-            batch_size=args.batch_size,
-            device=args.device,
-            tta=args.tta,
-            progress=progress,
-        )
+        result = predict_semantic(model, image.data, config, progress=progress)
     write_labels(args.out, result.labels, axes=_label_axes(image.axes, result.labels))
     if args.probabilities:
         write_image(args.probabilities, result.probabilities)

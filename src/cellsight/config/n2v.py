@@ -2,9 +2,11 @@
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cellsight.config.base import StrictConfig
+from cellsight.config.checks import check_axes, check_tile_size
+from cellsight.config.device import DeviceName
 
 Variant = Literal["n2v", "n2v2"]
 
@@ -113,3 +115,53 @@ class N2VConfig(StrictConfig):
     seed: int = Field(
         0, ge=0, le=2**31 - 1, title="Random seed", description="Seed of patches and masks."
     )
+    device: DeviceName = Field(
+        "auto",
+        title="Device",
+        description="Where training runs: auto = CUDA if present, else Apple MPS, else CPU.",
+    )
+
+
+#: axis letters an N2V image may have: samples (T, Q, I), channels (C, S), Z, Y, X
+N2V_AXIS_LETTERS = "TQICSZYX"
+
+
+class DenoisePredictConfig(StrictConfig):
+    """How a trained Noise2Void model is run over an image (tiling, device)."""
+
+    version: int = Field(
+        1, ge=1, le=1, title="Config version", description="Format version of this parameter set."
+    )
+    axes: str = Field(
+        "",
+        title="Axes",
+        description="One letter per image dimension: T (or Q, I) frames denoised one by one, "
+        "C (or S) channels, Z, Y, X; e.g. TYX, ZYX, CYX. '' = YX (2D images only).",
+    )
+    tile_size: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        title="Tile size",
+        description="Largest tile edge in pixels along every spatial axis fed to the network "
+        "at once (Y and X; Z too for 3D models). 0 = the default: 512 x 512 in 2D, "
+        "64 x 128 x 128 (Z, Y, X) in 3D.",
+    )
+    batch_size: int = Field(
+        4, ge=1, le=512, title="Batch size", description="Tiles per forward pass."
+    )
+    device: DeviceName = Field(
+        "auto",
+        title="Device",
+        description="auto = CUDA if present, else Apple MPS, else CPU.",
+    )
+
+    @field_validator("axes")
+    @classmethod
+    def _known_letters(cls, value: str) -> str:
+        return check_axes(value, N2V_AXIS_LETTERS)
+
+    @field_validator("tile_size")
+    @classmethod
+    def _tile_size(cls, value: int) -> int:
+        return check_tile_size(value)

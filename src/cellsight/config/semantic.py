@@ -2,9 +2,11 @@
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from cellsight.config.base import StrictConfig
+from cellsight.config.checks import check_axes, check_tile_size
+from cellsight.config.device import DeviceName
 from cellsight.config.training import NormalizationConfig, TrainConfig
 from cellsight.config.unet import UNetConfig
 
@@ -80,3 +82,65 @@ class SemanticConfig(StrictConfig):
     def class_offset(self) -> int:
         """Label id of output channel 0: 1 for scribbles, 0 when 0 is background."""
         return 0 if self.zero_is_background else 1
+
+
+class SemanticPredictConfig(StrictConfig):
+    """How a semantic model is run over an image (tiling, device, augmentation)."""
+
+    version: int = Field(
+        1, ge=1, le=1, title="Config version", description="Format version of this parameter set."
+    )
+    axes: str = Field(
+        "",
+        title="Axes",
+        description="One letter per image dimension from TCZYX, e.g. TYX or ZCYX; "
+        "'' = the model's layout ([T][C]{Z}YX, C only for multi-channel models).",
+    )
+    timeseries: bool = Field(
+        False,
+        title="Time series",
+        description="Without axes: the first axis is time (or any stack), normalised and "
+        "segmented frame by frame. Ignored when axes are given (a T there is time).",
+    )
+    tile_size: int = Field(
+        0,
+        ge=0,
+        le=4096,
+        title="Tile size",
+        description="Largest tile edge in pixels along every spatial axis fed to the network "
+        "at once (Y and X; Z too for 3D models). 0 = the default: 512 x 512 in 2D, "
+        "64 x 128 x 128 (Z, Y, X) in 3D.",
+    )
+    overlap: int = Field(
+        0,
+        ge=0,
+        le=1024,
+        title="Tile overlap",
+        description="Smallest overlap between neighbouring tiles in pixels. 0 = automatic: "
+        "1/16 of the tile edge, at least the network's size divisor.",
+    )
+    batch_size: int = Field(
+        4, ge=1, le=512, title="Batch size", description="Tiles per forward pass."
+    )
+    device: DeviceName = Field(
+        "auto",
+        title="Device",
+        description="auto = CUDA if present, else Apple MPS, else CPU.",
+    )
+    test_time_augmentation: bool = Field(
+        False,
+        title="Test-time augmentation",
+        description="Average the class probabilities over the 8 flips / 90° rotations of "
+        "the Y/X plane: 8x the prediction time, smoother and usually slightly more "
+        "accurate outlines.",
+    )
+
+    @field_validator("axes")
+    @classmethod
+    def _known_letters(cls, value: str) -> str:
+        return check_axes(value)
+
+    @field_validator("tile_size")
+    @classmethod
+    def _tile_size(cls, value: int) -> int:
+        return check_tile_size(value)

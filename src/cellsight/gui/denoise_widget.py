@@ -18,7 +18,7 @@ import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
-from cellsight.config.n2v import N2VConfig
+from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
 from cellsight.core.blocks.dense import denoise_blockwise
 from cellsight.core.denoise import N2VModel, PreviewCrop, denoise, train_n2v
 from cellsight.core.progress import Cancelled, ProgressEvent
@@ -51,8 +51,11 @@ FIELDS = ("steps", "patch_size", "batch_size", "variant", "patch_size_z")
 TRAINED_HERE = "model trained here"
 
 
-def train_and_denoise_job(image, config, axes, device, progress, should_stop):
+def train_and_denoise_job(image, config, predict, progress, should_stop):
     """Worker thread: train on ``image``, then denoise it; returns ``(model, denoised)``.
+
+    ``config`` (N2VConfig) trains the model, ``predict`` (DenoisePredictConfig) applies
+    it; both use the axes of ``predict``.
 
     Previews travel as progress events (``values["preview"]``). A stop during
     training or denoising raises :class:`Cancelled` with the model as ``partial``.
@@ -62,17 +65,16 @@ def train_and_denoise_job(image, config, axes, device, progress, should_stop):
         progress(ProgressEvent(crop.step, config.steps, "preview", {"preview": crop}))
 
     image = load(image)
-    model = train_n2v(image, config, axes=axes, device=device, preview=on_preview,
+    model = train_n2v(image, config, axes=predict.axes or None, preview=on_preview,
                       progress=progress, should_stop=should_stop)
-    result = apply_job(image, model, axes, device, progress, should_stop)
+    result = apply_job(image, model, predict, progress, should_stop)
     return model, result
 
 
-def apply_job(image, model, axes, device, progress, should_stop):
+def apply_job(image, model, predict, progress, should_stop):
     """Worker thread: denoise ``image`` with ``model``; a stop keeps the model."""
     try:
-        return denoise(model, load(image), axes=axes, device=device, progress=progress,
-                       should_stop=should_stop)
+        return denoise(model, load(image), predict, progress=progress, should_stop=should_stop)
     except Cancelled as exc:
         raise Cancelled("Denoising stopped; the model is kept.", partial=model) from exc
 
@@ -130,8 +132,13 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
             button.setEnabled(not running and self.model is not None)
 
     # --- jobs -------------------------------------------------------------------------
+    def predict_config(self) -> DenoisePredictConfig:
+        """How the model is applied: the chosen axes and device."""
+        return DenoisePredictConfig(axes=self.axes_box.currentText(),
+                                    device=self.device_box.currentText())
+
     def _read_input(self, blockwise: bool = False):
-        """``(image, axes)``: a copy, a visible-region Crop, or "blockwise" for a big layer."""
+        """``(image, DenoisePredictConfig)``: a copy, a Crop or "blockwise" (a big layer)."""
         layer = self.image_box.value
         if layer is None:
             show_error("Choose an Image layer with the noisy image first.")
@@ -147,14 +154,18 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
             show_error(f"Layer {layer.name!r} is big: check Visible region only to train on "
                        "the region shown, then Apply model denoises it block by block.")
             return None
+        try:
+            predict = self.predict_config()
+        except ValueError as exc:
+            show_error(f"Invalid parameters: {exc}")
+            return None
         self._source = layer
         self._origin = crop.origin if crop is not None else None
-        axes = self.axes_box.currentText() or None
         if crop is not None:
-            return crop, axes
+            return crop, predict
         if is_big(layer):
-            return "blockwise", axes
-        return np.array(layer.data, copy=True), axes
+            return "blockwise", predict
+        return np.array(layer.data, copy=True), predict
 
     def _launch(self, func, *args, **kwargs):
         self.plot.clear()
@@ -166,14 +177,14 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         read = self._read_input()
         if read is None:
             return None
-        image, axes = read
+        image, predict = read
         try:
-            config = self.form.config()
+            config = self.form.config(device=self.device_box.currentText())
         except ValueError as exc:
             show_error(f"Invalid parameters: {exc}")
             return None
         return self._launch(
-            train_and_denoise_job, image, config, axes, self.device_box.currentText(),
+            train_and_denoise_job, image, config, predict,
             name="Noise2Void", on_result=self._done, total=config.steps,
             status="Training … (the preview layer shows the current result)",
         )
@@ -186,11 +197,11 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         read = self._read_input(blockwise=True)
         if read is None:
             return None
-        image, axes = read
+        image, predict = read
         if isinstance(image, str):
             return self._start_blockwise(self._source)
         return self._launch(
-            apply_job, image, self.model, axes, self.device_box.currentText(),
+            apply_job, image, self.model, predict,
             name="Noise2Void denoising", on_result=self._show_result, status="Denoising …",
         )
 

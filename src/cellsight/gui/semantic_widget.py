@@ -16,7 +16,7 @@ import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QCheckBox, QVBoxLayout, QWidget
 
-from cellsight.config.semantic import SemanticConfig
+from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
 from cellsight.core.blocks.dense import predict_semantic_blockwise
 from cellsight.core.progress import Cancelled
 from cellsight.core.segmentation.semantic import SemanticModel, predict_semantic, train_semantic
@@ -79,10 +79,10 @@ def train_job(image, labels, config, init, progress, should_stop):
     return model
 
 
-def predict_job(model, image, is_timeseries, device, tta, progress, should_stop):
+def predict_job(model, image, config, progress, should_stop):
     """Worker: read the image (a visible-region crop is read here) and predict it."""
-    return predict_semantic(model, load(image), is_timeseries=is_timeseries, device=device,
-                            tta=tta, progress=progress, should_stop=should_stop)
+    return predict_semantic(model, load(image), config, progress=progress,
+                            should_stop=should_stop)
 
 
 class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
@@ -143,10 +143,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
             "training a new one (its network settings are kept)."
         )
         self.tta_check = QCheckBox("Test-time augmentation (predict 8x slower)")
-        self.tta_check.setToolTip(
-            "Average the prediction over the 8 flips / 90° rotations of the image: "
-            "smoother, usually slightly more accurate outlines."
-        )
+        self.tta_check.setToolTip(SemanticPredictConfig.field_help("test_time_augmentation")[1])
         checks = (self.frames_check, self.background_check, self.continue_check, self.tta_check)
         return [("", check) for check in checks]
 
@@ -175,6 +172,14 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
             **self.data_form.values(),
             unet=self.network_form.config(),
             training=self.training_form.config(device=self.device_box.currentText()),
+        )
+
+    def predict_config(self) -> SemanticPredictConfig:
+        """The prediction parameters currently set in the widget."""
+        return SemanticPredictConfig(
+            timeseries=self.frames_check.isChecked(),
+            device=self.device_box.currentText(),
+            test_time_augmentation=self.tta_check.isChecked(),
         )
 
     # --- jobs -------------------------------------------------------------------------
@@ -232,9 +237,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
             predict_job,
             self.model,
             crop if crop is not None else layer_array(layer),
-            is_timeseries=self.frames_check.isChecked(),
-            device=self.device_box.currentText(),
-            tta=self.tta_check.isChecked(),
+            self.predict_config(),
             name="Semantic prediction",
             status="Predicting …",
             on_result=self._show_prediction,

@@ -5,8 +5,8 @@ import pytest
 
 from cellsight.config.blocks import BlockConfig
 from cellsight.config.instances import InstancePredictConfig
-from cellsight.config.n2v import N2VConfig
-from cellsight.config.semantic import SemanticConfig
+from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
+from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
 from cellsight.config.training import TrainConfig
 from cellsight.config.unet import UNetConfig
 from cellsight.core.blocks.arrays import ArrayRef
@@ -43,7 +43,8 @@ def test_semantic_probabilities_blockwise_equal_untiled(scale):
                              device="cpu"))
     model = train_semantic([image], [labels], config)
     fixed = stored_normalisation(model, ArrayRef(array=image))  # the image-wide values
-    whole = predict_semantic(fixed, image, tile_shape=(512, 512), device="cpu").probabilities
+    one_tile = SemanticPredictConfig(tile_size=512, device="cpu")
+    whole = predict_semantic(fixed, image, one_tile).probabilities
     blocks = predict_semantic_blockwise(model, image, BlockConfig(block_size=64),
                                         probabilities=True)
     assert blocks.blocks == 12
@@ -52,8 +53,8 @@ def test_semantic_probabilities_blockwise_equal_untiled(scale):
 
 def test_denoised_blockwise_equal_untiled():
     image = _cells((150, 133))
-    model = train_n2v(image, N2VConfig(steps=3, batch_size=2, patch_size=32), device="cpu")
-    whole = denoise(model, image, tile_shape=(512, 512), device="cpu")
+    model = train_n2v(image, N2VConfig(steps=3, batch_size=2, patch_size=32, device="cpu"))
+    whole = denoise(model, image, DenoisePredictConfig(tile_size=512, device="cpu"))
     blocks = denoise_blockwise(model, image, BlockConfig(block_size=64))
     np.testing.assert_allclose(blocks.labels, whole, atol=1e-4)
 

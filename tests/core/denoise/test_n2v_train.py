@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cellsight.config.n2v import N2VConfig
+from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
 from cellsight.core.denoise import N2VModel, denoise, load_model, train_n2v
 from cellsight.core.evaluation.metrics import psnr
 from cellsight.core.progress import Cancelled
@@ -18,9 +18,9 @@ def _noisy(shape, seed=0):
 def test_denoises_a_real_widefield_crop():
     noisy = load_sample("w2s_noisy")[128:256, 128:256]
     clean = load_sample("w2s_clean")[128:256, 128:256]
-    config = N2VConfig(steps=60, batch_size=8, patch_size=32, base_channels=8)
-    model = train_n2v(noisy, config, device="cpu")
-    out = denoise(model, noisy, device="cpu")
+    config = N2VConfig(steps=60, batch_size=8, patch_size=32, base_channels=8, device="cpu")
+    model = train_n2v(noisy, config)
+    out = denoise(model, noisy, DenoisePredictConfig(device="cpu"))
     assert out.dtype == np.float32 and out.shape == noisy.shape
     gain = psnr(clean, out, 255) - psnr(clean, noisy, 255)
     assert gain > 1.5, gain
@@ -73,7 +73,7 @@ def test_axes_and_variants_keep_shape_and_units(axes, shape, variant):
     assert model.channels == (2 if "C" in axes else 1)
     assert model.net.config.top_skip == (variant == "n2v")
     assert model.net.config.blurpool == (variant == "n2v2")
-    out = denoise(model, image, axes=axes)
+    out = denoise(model, image, DenoisePredictConfig(axes=axes))
     assert out.shape == image.shape and out.dtype == np.float32
     assert abs(out.mean() - image.mean()) < 0.5 * image.std()
 
@@ -91,9 +91,9 @@ def test_saved_model_applies_to_another_image(tmp_path):
 def test_bad_inputs():
     model = train_n2v(_noisy((32, 32)), N2VConfig(**TINY))
     with pytest.raises(ValueError, match="2D but the image axes 'ZYX'"):
-        denoise(model, _noisy((8, 32, 32)), axes="ZYX")
+        denoise(model, _noisy((8, 32, 32)), DenoisePredictConfig(axes="ZYX"))
     with pytest.raises(ValueError, match="1 channel"):
-        denoise(model, _noisy((2, 32, 32)), axes="CYX")
+        denoise(model, _noisy((2, 32, 32)), DenoisePredictConfig(axes="CYX"))
     nan = _noisy((32, 32))
     nan[3, 3] = np.nan
     with pytest.raises(ValueError, match="NaN"):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cellsight.config.semantic import SemanticConfig
+from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
 from cellsight.config.training import TrainConfig
 from cellsight.config.unet import UNetConfig
 from cellsight.core.arrays.axes import to_frames
@@ -62,7 +62,8 @@ def test_scribbles_give_full_segmentation(scribble_model):
 def test_time_series_frame_by_frame(scribble_model):
     frames = np.stack([_scene(seed=s)[0] for s in (2, 3, 4)])
     events = []
-    result = predict_semantic(scribble_model, frames, is_timeseries=True, progress=events.append)
+    series = SemanticPredictConfig(timeseries=True)
+    result = predict_semantic(scribble_model, frames, series, progress=events.append)
     assert result.labels.shape == frames.shape
     assert result.probabilities.shape == (3, 2, 64, 64)
     single = predict_semantic(scribble_model, frames[1]).labels
@@ -70,7 +71,9 @@ def test_time_series_frame_by_frame(scribble_model):
     assert events[-1].step == events[-1].total
     with pytest.raises(ValueError, match="2D model on 3D data"):
         predict_semantic(scribble_model, frames)
-    same = predict_semantic(scribble_model, np.moveaxis(frames, 0, -1), axes="YXT")
+    same = predict_semantic(
+        scribble_model, np.moveaxis(frames, 0, -1), SemanticPredictConfig(axes="YXT")
+    )
     np.testing.assert_array_equal(same.labels, result.labels)
 
 
@@ -85,7 +88,10 @@ def test_stop_during_time_series_keeps_finished_frames(scribble_model):
 
     with pytest.raises(Cancelled) as info:
         predict_semantic(
-            scribble_model, frames, is_timeseries=True, should_stop=stop_in_second_frame
+            scribble_model,
+            frames,
+            SemanticPredictConfig(timeseries=True),
+            should_stop=stop_in_second_frame,
         )
     assert info.value.partial.labels.shape == (1, 64, 64)
 
@@ -129,7 +135,7 @@ def test_3d_model_and_mismatches():
     model = train_semantic(volume, labels, config)
     assert predict_semantic(model, volume).labels.shape == volume.shape
     with pytest.raises(ValueError, match="3D but the image has no Z"):
-        predict_semantic(model, volume[0], axes="YX")
+        predict_semantic(model, volume[0], SemanticPredictConfig(axes="YX"))
     with pytest.raises(ValueError, match="expects an image with axes ZYX"):
         predict_semantic(model, volume[0])
 
@@ -173,7 +179,9 @@ def test_tta_averages_the_eight_views(scribble_model):
     from cellsight.core.curation.uncertainty import dihedral_views
 
     image, mask = _scene(seed=5, size=48)
-    result = predict_semantic(scribble_model, image, tta=True)
+    result = predict_semantic(
+        scribble_model, image, SemanticPredictConfig(test_time_augmentation=True)
+    )
     assert result.probabilities.shape == (2, 48, 48)
     np.testing.assert_allclose(result.probabilities.sum(0), 1.0, atol=1e-5)
     by_hand = np.mean(

@@ -78,11 +78,13 @@ def segment_file(item, model, config: InstancePredictConfig, post: InstancePostC
 
 def semantic_file(item, model, tta: bool = False) -> dict:
     """Class labels of one file with a semantic model."""
+    from cellsight.config.semantic import SemanticPredictConfig
     from cellsight.core.segmentation.semantic import predict_semantic
 
     data, axes = read_gray(item.source)
     timeseries = data.ndim > model.config.unet.ndim
-    result = predict_semantic(model, data, is_timeseries=timeseries, tta=tta)
+    config = SemanticPredictConfig(timeseries=timeseries, test_time_augmentation=tta)
+    result = predict_semantic(model, data, config)
     write_result(item.output, result.labels, axes if len(axes) == data.ndim else None,
                  labels=True)
     return {"objects": ""}
@@ -90,9 +92,11 @@ def semantic_file(item, model, tta: bool = False) -> dict:
 
 def denoise_file(item, model) -> dict:
     """Noise2Void-denoised copy of one file (frames first, then ``ZYX`` / ``YX``)."""
+    from cellsight.config.n2v import DenoisePredictConfig
     from cellsight.core.denoise.model import denoise
 
     data, axes = read_gray(item.source)
     axes = axes if len(axes) == data.ndim else None
-    write_result(item.output, denoise(model, data, axes=axes), axes, labels=False)
+    denoised = denoise(model, data, DenoisePredictConfig(axes=axes or ""))
+    write_result(item.output, denoised, axes, labels=False)
     return {"objects": ""}

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cellsight.config.n2v import N2VConfig
+from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
 from cellsight.config.unet import UNetConfig
 from cellsight.core.denoise.data import SPATIAL_AXES, denormalise, make_layout, normalise
-from cellsight.core.nn.tiling import predict_tiled
+from cellsight.core.nn.tiling import predict_tiled, tile_shape_for
 from cellsight.core.nn.unet import UNet
 from cellsight.core.progress import (
     ProgressCallback,
@@ -133,11 +133,8 @@ def _check_fits(model: N2VModel, layout) -> None:
 def denoise(
     model: N2VModel,
     image: np.ndarray,
+    config: DenoisePredictConfig | None = None,
     *,
-    axes: str | None = None,
-    tile_shape=None,
-    batch_size: int = 4,
-    device: str = "auto",
     progress: ProgressCallback = no_progress,
     should_stop: StopCallback = never_stop,
 ) -> np.ndarray:
@@ -147,16 +144,10 @@ def denoise(
     ----------
     model : N2VModel
     image : numpy.ndarray
-        Noisy image with named ``axes``. Not modified.
-    axes : str, optional
-        Axis letters of ``image`` from ``TCZYX`` (default ``YX`` for 2D arrays).
-        Sample axes (T) are denoised frame by frame; channel axes must match the model.
-    tile_shape : sequence of int, optional
-        Largest tile for :func:`~cellsight.core.nn.tiling.predict_tiled`.
-    batch_size : int
-        Tiles per forward pass.
-    device : str
-        ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        Noisy image with the axes of ``config.axes``. Not modified.
+    config : DenoisePredictConfig, optional
+        Axes (default ``YX`` for 2D arrays; sample axes such as T are denoised frame by
+        frame, channel axes must match the model), tile size, batch size, device.
     progress, should_stop : callable
         See :mod:`cellsight.core.progress`.
 
@@ -169,7 +160,18 @@ def denoise(
     ------
     ValueError
         If the image does not fit the model (dimensions, channels) or has NaNs.
+
+    Examples
+    --------
+    >>> from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
+    >>> net = UNet(unet_config_for(N2VConfig(depth=1, base_channels=4), ndim=2, channels=1))
+    >>> model = N2VModel(net, N2VConfig(depth=1, base_channels=4), mean=(0.0,), std=(1.0,))
+    >>> frames = np.random.default_rng(0).normal(size=(2, 24, 24)).astype("float32")
+    >>> denoise(model, frames, DenoisePredictConfig(axes="TYX", device="cpu")).shape
+    (2, 24, 24)
     """
+    config = config or DenoisePredictConfig()
+    axes = config.axes or None
     image = np.asarray(image)
     layout = make_layout(image, axes)
     _check_fits(model, layout)
@@ -188,9 +190,9 @@ def denoise(
         pred = predict_tiled(
             model.net,
             norm,
-            tile_shape=tile_shape,
-            batch_size=batch_size,
-            device=device,
+            tile_shape=tile_shape_for(config.tile_size, model.ndim),
+            batch_size=config.batch_size,
+            device=config.device,
             progress=tiles_done,
             should_stop=should_stop,
         )

@@ -84,7 +84,7 @@ def _cosine(step: int, total: int) -> float:
 class _Run:
     """State of one training run (network, optimiser, data, histories)."""
 
-    def __init__(self, image, config: N2VConfig, axes, device):
+    def __init__(self, image, config: N2VConfig, axes):
         self.config = config
         self.layout: Layout = make_layout(image, axes)
         raw = self.layout.to_canonical(image)
@@ -98,7 +98,7 @@ class _Run:
         self.sampler = PatchSampler(self.data, self.patch, config.val_fraction, self.rng)
         torch.manual_seed(config.seed)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.device = select_device(device)
+        self.device = select_device(config.device)
         self.net = UNet(self.net_config).to(self.device)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -204,7 +204,6 @@ def train_n2v(
     config: N2VConfig | None = None,
     *,
     axes: str | None = None,
-    device: str = "auto",
     checkpoint_dir: str | os.PathLike | None = None,
     preview: PreviewCallback | None = None,
     preview_every: int = 25,
@@ -219,13 +218,11 @@ def train_n2v(
     image : numpy.ndarray
         The noisy image. Not modified.
     config : N2VConfig, optional
-        Training parameters (defaults if omitted).
+        Training parameters and device (defaults if omitted).
     axes : str, optional
         Axis letters of ``image`` from ``TCZYX`` (default ``YX``; required for more
         than 2 dimensions). T (time) frames are independent samples, C channels are
         input channels, Z makes the model 3D.
-    device : str
-        ``auto`` (CUDA, MPS, CPU), ``cpu``, ``cuda`` or ``mps``.
     checkpoint_dir : str or PathLike, optional
         Where to keep model folders ``step_NNNNNN`` every ``config.checkpoint_every``
         steps and ``last`` at the end (also after a stop).
@@ -258,7 +255,7 @@ def train_n2v(
     2
     """
     config = config or N2VConfig()
-    run = _Run(_check_image(image), config, axes, device)
+    run = _Run(_check_image(image), config, axes)
     folder = Path(checkpoint_dir) if checkpoint_dir is not None else None
     show = _Preview(run, preview, preview_every, preview_size)
     last_report = 0.0

@@ -212,6 +212,20 @@ def _run_tiles(model, padded, grid, batch_size, device, amp, progress, should_st
     return out / wsum
 
 
+def tile_shape_for(tile_size: int, ndim: int) -> tuple[int, ...] | None:
+    """The ``tile_shape`` a prediction config's ``tile_size`` stands for.
+
+    ``tile_size`` is the largest tile edge along every spatial axis; 0 means the
+    default (:data:`DEFAULT_TILE`, returned as None).
+
+    Examples
+    --------
+    >>> tile_shape_for(256, 2), tile_shape_for(0, 3)
+    ((256, 256), None)
+    """
+    return (int(tile_size),) * ndim if tile_size else None
+
+
 def predict_tiled(
     model: torch.nn.Module,
     image: np.ndarray,

@@ -19,6 +19,7 @@ from cellsight.config.instances import (
     InstancePostConfig,
     InstancePredictConfig,
 )
+from cellsight.config.semantic import SemanticPredictConfig
 from cellsight.core.progress import (
     Cancelled,
     ProgressCallback,
@@ -255,10 +256,10 @@ def _predict_frame(model, frame, device, tile, progress, should_stop, tta=False)
     slicewise = frame.ndim == 3 and model.config.unet.ndim == 2
     if frame.ndim < model.config.unet.ndim:
         raise ValueError(f"A 3D model cannot segment a 2D image (shape {frame.shape}).")
-    pred = predict_semantic(
-        model, frame, is_timeseries=slicewise, tile_shape=(tile,) * model.config.unet.ndim,
-        device=device, tta=tta, progress=progress, should_stop=should_stop,
+    config = SemanticPredictConfig(
+        timeseries=slicewise, tile_size=tile, device=device, test_time_augmentation=tta
     )
+    pred = predict_semantic(model, frame, config, progress=progress, should_stop=should_stop)
     probs = np.moveaxis(pred.probabilities, 1, 0) if slicewise else pred.probabilities
     return maps_from_probabilities(probs)
 

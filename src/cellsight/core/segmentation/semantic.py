@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from cellsight.config.semantic import SemanticConfig
+from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
 from cellsight.core.arrays.axes import to_frames
 from cellsight.core.arrays.normalize import measure_normalization, normalize_channels
 from cellsight.core.arrays.resize import resize_channels, resize_labels, scaled_shape, shrink_labels
 from cellsight.core.curation.uncertainty import dihedral_views
-from cellsight.core.nn.tiling import predict_tiled
+from cellsight.core.nn.tiling import predict_tiled, tile_shape_for
 from cellsight.core.nn.training import train_pixel_classifier
 from cellsight.core.nn.unet import UNet
 from cellsight.core.progress import (
@@ -328,14 +327,8 @@ def tiled_logits(net, x: np.ndarray, tta: bool, progress, **tiling) -> np.ndarra
 def predict_semantic(
     model: SemanticModel,
     image: np.ndarray,
+    config: SemanticPredictConfig | None = None,
     *,
-    axes: str | None = None,
-    is_timeseries: bool = False,
-    tile_shape: Sequence[int] | None = None,
-    overlap: int | Sequence[int] | None = None,
-    batch_size: int = 4,
-    device: str | torch.device = "auto",
-    tta: bool = False,
     progress: ProgressCallback = no_progress,
     should_stop: StopCallback = never_stop,
 ) -> SemanticPrediction:
@@ -346,17 +339,11 @@ def predict_semantic(
     model : SemanticModel
     image : numpy.ndarray
         ``{Z}YX`` (``C{Z}YX`` for multi-channel models), or with a leading time axis
-        when ``is_timeseries`` (or give ``axes``, e.g. ``"TYX"``, ``"ZCYX"``).
-    axes : str, optional
-        One letter per dimension from ``TCZYX``.
-    is_timeseries : bool
-        The first axis is time: frames are normalised and segmented one by one.
-    tile_shape, overlap, batch_size, device
-        See :func:`cellsight.core.nn.tiling.predict_tiled`.
-    tta : bool
-        Test-time augmentation: average the class probabilities over the 8 flips,
-        90° rotations and transposes of the Y/X plane (8x the time; smoother, usually
-        slightly more accurate outlines).
+        when ``config.timeseries`` (or give ``config.axes``, e.g. ``"TYX"``, ``"ZCYX"``).
+        Not modified.
+    config : SemanticPredictConfig, optional
+        Axes, time series, tile size and overlap, batch size, device, test-time
+        augmentation (defaults if omitted).
     progress, should_stop : callable
         A stop raises :class:`~cellsight.core.progress.Cancelled` whose ``partial``
         holds the frames finished so far (or None).
@@ -371,13 +358,33 @@ def predict_semantic(
     ------
     ValueError
         If the image does not fit the model (2D model on 3D data, channel count).
+
+    Examples
+    --------
+    >>> from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
+    >>> from cellsight.config.unet import UNetConfig
+    >>> net = UNet(UNetConfig(depth=2, base_channels=8, out_channels=2))
+    >>> model = SemanticModel(SemanticConfig(n_classes=2, unet=net.config), net)
+    >>> frames = np.random.default_rng(0).random((3, 40, 48)).astype("float32")
+    >>> config = SemanticPredictConfig(axes="TYX", tile_size=32, device="cpu")
+    >>> result = predict_semantic(model, frames, config)
+    >>> result.probabilities.shape, result.labels.shape
+    ((3, 2, 40, 48), (3, 40, 48))
     """
-    config = model.config
+    config = config or SemanticPredictConfig()
+    tiling = {
+        "tile_shape": tile_shape_for(config.tile_size, model.config.unet.ndim),
+        "overlap": config.overlap or None,
+        "batch_size": config.batch_size,
+        "device": config.device,
+    }
+    tta = config.test_time_augmentation
+    trained = model.config
     frames, has_time = to_frames(
-        image, config.unet.ndim, config.unet.in_channels, axes, is_timeseries
+        image, trained.unet.ndim, trained.unet.in_channels, config.axes or None, config.timeseries
     )
     probs, labels = [], []
-    dtype = np.uint8 if config.n_classes + config.class_offset <= 255 else np.uint16
+    dtype = np.uint8 if trained.n_classes + trained.class_offset <= 255 else np.uint16
     for t, frame in enumerate(frames):
 
         def frame_progress(ev: ProgressEvent, t=t) -> None:
@@ -390,21 +397,18 @@ def predict_semantic(
         try:
             logits = tiled_logits(
                 model.net,
-                _scaled(normalize_frame(frame, config), config.scale),
+                _scaled(normalize_frame(frame, trained), trained.scale),
                 tta,
                 frame_progress,
-                tile_shape=tile_shape,
-                overlap=overlap,
-                batch_size=batch_size,
-                device=device,
                 should_stop=should_stop,
+                **tiling,
             )
         except Cancelled as exc:
             done = SemanticPrediction(np.stack(probs), np.stack(labels)) if probs else None
             raise Cancelled(partial=done) from exc
         p = softmax(resize_channels(logits, frame.shape[1:]))
         probs.append(p)
-        labels.append((np.argmax(p, axis=0) + config.class_offset).astype(dtype))
+        labels.append((np.argmax(p, axis=0) + trained.class_offset).astype(dtype))
     if has_time:
         return SemanticPrediction(np.stack(probs), np.stack(labels))
     return SemanticPrediction(probs[0], labels[0])
