@@ -58,3 +58,23 @@ print(__import__("json").dumps(sorted(m for m in sys.modules if m.startswith("ce
     out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True,
                          text=True, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def _env_after_import(env: dict) -> dict:
+    import os
+
+    script = ("import os, json, cellsight\n"
+              "print(json.dumps({k: os.environ.get(k) for k in "
+              "('OMP_WAIT_POLICY', 'ONEDNN_PRIMITIVE_CACHE_CAPACITY')}))")
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_WAIT_POLICY", "ONEDNN_PRIMITIVE_CACHE_CAPACITY")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, env=base | env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_import_sets_thread_settings_before_torch_and_user_values_win():
+    # the library sets them itself (napari never runs the test suite's conftest)
+    assert _env_after_import({}) == {"OMP_WAIT_POLICY": "PASSIVE",
+                                     "ONEDNN_PRIMITIVE_CACHE_CAPACITY": "64"}
+    assert _env_after_import({"OMP_WAIT_POLICY": "ACTIVE"})["OMP_WAIT_POLICY"] == "ACTIVE"
