@@ -75,3 +75,34 @@ def test_geff_and_csv_exports(tmp_path):
     write_tracks_csv(tmp_path / "t.csv", table)
     back = read_tracks_csv(tmp_path / "t.csv")
     assert list(back) == list(table) and np.allclose(back["x"], table["x"], atol=1e-3)
+
+
+def _folder_bytes(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_ctc_folder_is_written_as_a_unit(tmp_path, monkeypatch):
+    import cellsight.io.ctc as ctc
+
+    lab = _gap_movie()
+    masks, table = to_ctc(track(lab), lab)
+    out = tmp_path / "res"
+    write_ctc(out, masks, table)
+    (out / "tracks.csv").write_text("mine")  # another export beside the CTC files
+    before = _folder_bytes(out)
+
+    def crash(path, table):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ctc, "write_track_table", crash)
+    with pytest.raises(OSError, match="space"):
+        write_ctc(out, masks[:2], table[:1])
+    assert _folder_bytes(out) == before  # the earlier result, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["res"]
+    monkeypatch.undo()
+    write_ctc(out, masks[:2], np.array([[1, 0, 1, 0]]))  # a shorter run: no stale frames
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mask000.tif", "mask001.tif", "res_track.txt", "tracks.csv"]
+    assert (out / "tracks.csv").read_text() == "mine"
+    with pytest.raises(FileExistsError):
+        write_ctc(out, masks, table, overwrite=False)

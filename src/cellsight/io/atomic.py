@@ -20,6 +20,8 @@ writing into an existing file does.
 """
 
 import contextlib
+import contextvars
+import glob
 import os
 import secrets
 import shutil
@@ -30,6 +32,12 @@ from pathlib import Path
 #: suffixes of the hidden temporary names (``.NAME.XXXXXXXX.part`` for files,
 #: ``.new`` / ``.old`` for folders); a killed run may leave them behind
 TEMP_SUFFIXES = (".part", ".new", ".old")
+
+#: temporary folders of :func:`atomic_folder` being filled in this thread / task: files
+#: written inside them are flushed once, with the whole folder, not one by one
+_BUILDING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar(
+    "cellsight_atomic_folders", default=()
+)
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -105,6 +113,18 @@ def is_temporary(name: str) -> bool:
     return name.startswith(".") and name.endswith(TEMP_SUFFIXES)
 
 
+def remove_stale_parts(path: str | os.PathLike) -> None:
+    """Delete the temporary files (``.NAME.*.part``) a killed run left beside ``path``.
+
+    Only for destinations a single writer owns (a batch output, a model's ``last.pt``):
+    the temporary file of a write in progress elsewhere would go too.
+    """
+    path = Path(path)
+    if path.parent.is_dir():
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*.part"):
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; move it into place on success.
@@ -127,6 +147,7 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fsync = fsync and not any(f in path.parents for f in _BUILDING.get())
     tmp = _new_file(path)
     try:
         yield tmp
@@ -235,8 +256,12 @@ def atomic_folder(
                               "replace it.")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _new_folder(path)
+    token = _BUILDING.set((*_BUILDING.get(), tmp))
     try:
-        yield tmp
+        try:
+            yield tmp
+        finally:
+            _BUILDING.reset(token)
         if path.is_dir():
             _bring_over(path, tmp, carry)
             _keep_mode(tmp, path)

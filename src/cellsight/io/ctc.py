@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellsight.io.atomic import atomic_path
+from cellsight.io.atomic import atomic_folder, atomic_path, is_temporary
 from cellsight.io.tiff import ImageReadError, read_image, write_image
 
 MASK_PATTERNS = (r"^mask(\d+)\.tiff?$", r"^man_track(\d+)\.tiff?$", r"^man_seg(\d+)\.tiff?$")
@@ -172,8 +172,20 @@ def write_track_table(path: str | os.PathLike, table: np.ndarray) -> Path:
     return path
 
 
-def write_ctc(folder: str | os.PathLike, labels: np.ndarray, table: np.ndarray) -> Path:
-    """Write masks and ``res_track.txt`` into ``folder`` (created; files replaced atomically).
+def is_result_entry(name: str) -> bool:
+    """True for the names a CTC result folder is made of (``maskTTT.tif``, ``res_track.txt``)."""
+    return name == "res_track.txt" or re.match(MASK_PATTERNS[0], name) is not None
+
+
+def write_ctc(
+    folder: str | os.PathLike, labels: np.ndarray, table: np.ndarray, *, overwrite: bool = True
+) -> Path:
+    """Write masks and ``res_track.txt`` into ``folder``, as a unit.
+
+    The result is written into a hidden temporary sibling and renamed into place when
+    complete (:func:`cellsight.io.atomic.atomic_folder`): a crash leaves the earlier
+    result (or none), never a mix of old and new frames. Entries of an existing
+    folder that are not part of a CTC result (e.g. ``tracks.csv``) are kept.
 
     Parameters
     ----------
@@ -182,6 +194,8 @@ def write_ctc(folder: str | os.PathLike, labels: np.ndarray, table: np.ndarray) 
         ``(T, [Z,] Y, X)`` masks whose values are the labels of ``table``.
     table : ndarray, shape (K, 4)
         ``L B E P`` rows.
+    overwrite : bool
+        Replace an existing folder; otherwise raise FileExistsError.
 
     Returns
     -------
@@ -194,13 +208,15 @@ def write_ctc(folder: str | os.PathLike, labels: np.ndarray, table: np.ndarray) 
         raise ValueError(f"CTC masks need shape (T, Y, X) or (T, Z, Y, X); got {labels.shape}.")
     if labels.size and labels.max() > np.iinfo(np.uint16).max:
         raise ValueError("CTC masks are 16-bit: a track label exceeds 65535.")
-    folder.mkdir(parents=True, exist_ok=True)
     digits = frame_digits(len(labels))
     axes = "YX" if labels.ndim == 3 else "ZYX"
-    for t, frame in enumerate(labels):
-        write_image(folder / f"mask{t:0{digits}d}.tif", frame.astype(np.uint16), axes=axes,
-                    compression="lzw")
-    write_track_table(folder / "res_track.txt", table)
+    carry = ([n for n in os.listdir(folder) if not (is_result_entry(n) or is_temporary(n))]
+             if folder.is_dir() else [])
+    with atomic_folder(folder, overwrite=overwrite, carry=carry) as tmp:
+        for t, frame in enumerate(labels):
+            write_image(tmp / f"mask{t:0{digits}d}.tif", frame.astype(np.uint16), axes=axes,
+                        compression="lzw")
+        write_track_table(tmp / "res_track.txt", table)
     return folder
 
 

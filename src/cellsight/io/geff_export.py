@@ -4,6 +4,8 @@ import os
 import shutil
 from pathlib import Path
 
+from cellsight.io.atomic import replace_folder
+
 
 def write_geff(
     path: str | os.PathLike, graph, axis_names: list[str], overwrite: bool = True
@@ -40,9 +42,7 @@ def write_geff(
     types = ["time"] + ["space"] * (len(axis_names) - 1)
     try:
         geff.write(graph, str(tmp), axis_names=list(axis_names), axis_types=types)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        replace_folder(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -19,13 +19,20 @@ from typing import Any
 
 import yaml
 
-from cellsight.io.atomic import atomic_path
+from cellsight.io.atomic import (
+    atomic_folder,
+    atomic_path,
+    is_temporary,
+    remove_stale_parts,
+)
 from cellsight.io.tiff import save_json
 
 CONFIG_FILE = "config.yaml"
 WEIGHTS_FILE = "weights.pt"
 META_FILE = "meta.json"
 LAST_FILE = "last.pt"
+#: what :func:`save_model_folder` writes; other entries of a folder it replaces are kept
+MODEL_FILES = (CONFIG_FILE, WEIGHTS_FILE, META_FILE)
 
 
 class ModelFolderError(ValueError):
@@ -74,14 +81,27 @@ def _torch_load(path: Path) -> Any:
         raise ModelFolderError(f"Cannot load {path} as weights: {exc}") from exc
 
 
-def save_config(folder: str | os.PathLike, config: dict[str, Any]) -> Path:
-    """Write ``config.yaml`` (atomic)."""
+def _config_text(config: dict[str, Any]) -> str:
     if "task" not in config:
         raise ValueError("A model config needs a 'task' field.")
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def save_config(folder: str | os.PathLike, config: dict[str, Any]) -> Path:
+    """Write ``config.yaml`` (atomic)."""
+    text = _config_text(config)
     path = Path(folder) / CONFIG_FILE
     with atomic_path(path) as tmp:
-        tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+        tmp.write_text(text)
     return path
+
+
+def _carried(folder: Path, keep_last: bool) -> list[str]:
+    """Entries of an existing folder that a new save keeps (all but the model's own files)."""
+    if not folder.is_dir():
+        return []
+    dropped = set(MODEL_FILES) | (set() if keep_last else {LAST_FILE})
+    return [n for n in os.listdir(folder) if n not in dropped and not is_temporary(n)]
 
 
 def save_model_folder(
@@ -89,19 +109,32 @@ def save_model_folder(
     config: dict[str, Any],
     state_dict: dict[str, Any],
     meta: dict[str, Any] | None = None,
+    *,
+    keep_last: bool = False,
 ) -> Path:
-    """Write a complete model folder (each file atomically).
+    """Write a complete model folder as a unit.
+
+    The files are written into a hidden temporary sibling, which is renamed into
+    place when complete; an existing folder is renamed aside first and deleted after
+    (:func:`cellsight.io.atomic.atomic_folder`). A crash or Ctrl-C at any point leaves
+    either the old model or the new one, never a mix.
 
     Parameters
     ----------
     folder : str or PathLike
-        Created if needed; existing files are replaced.
+        Created if needed; an existing model folder is replaced. Entries other than
+        ``config.yaml``, ``weights.pt``, ``meta.json`` and ``last.pt`` (e.g. a
+        ``checkpoints`` folder) are kept.
     config : dict
         ``model_dump()`` of the task's config; must hold ``task``.
     state_dict : dict
         The network's weights (tensors).
     meta : dict, optional
         Extra metadata; ``created_at`` and versions are added.
+    keep_last : bool
+        Keep the folder's ``last.pt`` (training saves the best model beside its own
+        last checkpoint); by default it is dropped, since it belongs to the model
+        being replaced.
 
     Returns
     -------
@@ -113,8 +146,7 @@ def save_model_folder(
     from cellsight import __version__
 
     folder = Path(folder)
-    save_config(folder, config)
-    _torch_save({k: v.detach().cpu() for k, v in state_dict.items()}, folder / WEIGHTS_FILE)
+    text = _config_text(config)
     info = {
         "task": config["task"],
         "created_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -122,13 +154,21 @@ def save_model_folder(
         "torch_version": torch.__version__,
     }
     info.update(meta or {})
-    save_json(folder / META_FILE, info)
+    with atomic_folder(folder, carry=_carried(folder, keep_last)) as tmp:
+        (tmp / CONFIG_FILE).write_text(text)
+        _torch_save({k: v.detach().cpu() for k, v in state_dict.items()}, tmp / WEIGHTS_FILE)
+        save_json(tmp / META_FILE, info)
     return folder
 
 
 def save_checkpoint(folder: str | os.PathLike, state: dict[str, Any]) -> Path:
-    """Write ``last.pt`` (weights, optimiser state, step) for resuming (atomic)."""
+    """Write ``last.pt`` (weights, optimiser state, step) for resuming.
+
+    Written under a temporary name, flushed to disk and renamed: a kill or a crash
+    never leaves a partial ``last.pt``; temporary files a killed run left are removed.
+    """
     path = Path(folder) / LAST_FILE
+    remove_stale_parts(path)
     _torch_save(state, path)
     return path
 

@@ -10,13 +10,13 @@ metadata under ``"ome"``). The NGFF metadata itself is written by ome-zarr-py.
 import json
 import os
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cellsight.io.atomic import replace_folder
 from cellsight.io.tiff import ImageReadError, is_tiff
 
 NGFF_AXES = "TCZYX"
@@ -524,23 +524,6 @@ def _partial_info(partial: Path) -> dict | None:
         return None
 
 
-def _move_into_place(partial: Path, path: Path) -> None:
-    if not path.exists():
-        os.replace(partial, path)
-        return
-    old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-    os.replace(path, old)
-    try:
-        os.replace(partial, path)
-    except OSError:
-        os.replace(old, path)
-        raise
-    if old.is_dir():
-        shutil.rmtree(old)
-    else:
-        old.unlink()
-
-
 def finalize_output(path: str | os.PathLike, levels: int | None = None) -> Path:
     """Build the pyramid of ``<path>.partial`` and move it to ``path``.
 
@@ -590,7 +573,7 @@ def finalize_output(path: str | os.PathLike, levels: int | None = None) -> Path:
     _write_metadata(group, _format(info["version"]), img.axes, img.scale, img.units, n,
                     _stem(path), info["kind"])
     del group.attrs[MARKER]
-    _move_into_place(partial, path)
+    replace_folder(partial, path)
     return path
 
 

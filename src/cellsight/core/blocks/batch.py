@@ -25,6 +25,7 @@ from cellsight.core.progress import (
     never_stop,
     no_progress,
 )
+from cellsight.io.atomic import remove_stale_parts
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".zarr")
 SUMMARY_FIELDS = ("file", "output", "status", "objects", "seconds", "error")
@@ -116,15 +117,6 @@ def _guarded(item: BatchItem, work: Callable, *args: Any) -> BatchRow:
                         seconds=round(time.monotonic() - started, 2))
     return BatchRow(item.source, item.output, "done", info.get("objects", ""),
                     round(time.monotonic() - started, 2))
-
-
-def remove_stale_parts(output: str | os.PathLike) -> None:
-    """Delete temporary files a killed run left beside ``output``."""
-    out = Path(output)
-    if not out.parent.is_dir():
-        return
-    for stale in out.parent.glob(f".{out.name}.*.part"):
-        stale.unlink(missing_ok=True)
 
 
 def run_batch(

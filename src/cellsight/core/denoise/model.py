@@ -86,7 +86,7 @@ class N2VModel:
         }
 
     def save(self, folder: str | os.PathLike) -> Path:
-        """Write the model folder (each file atomically); return its path."""
+        """Write the model folder as a unit (see ``save_model_folder``); return its path."""
         return save_model_folder(folder, self.config_dict(), self.net.state_dict(), self.meta)
 
     @classmethod

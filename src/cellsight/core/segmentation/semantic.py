@@ -41,12 +41,18 @@ class SemanticModel:
     net: UNet
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def save(self, folder: str | os.PathLike) -> Path:
-        """Write the model folder (``config.yaml``, ``weights.pt``, ``meta.json``)."""
+    def save(self, folder: str | os.PathLike, *, keep_last: bool = False) -> Path:
+        """Write the model folder (``config.yaml``, ``weights.pt``, ``meta.json``) as a unit.
+
+        See :func:`cellsight.io.model_folder.save_model_folder`: an existing model there is
+        replaced only once the new one is complete; its ``last.pt`` is kept with
+        ``keep_last`` (training saving beside its own checkpoint), dropped otherwise.
+        """
         from cellsight.io.model_folder import save_model_folder
 
         return save_model_folder(
-            folder, self.config.model_dump(mode="json"), self.net.state_dict(), self.meta
+            folder, self.config.model_dump(mode="json"), self.net.state_dict(), self.meta,
+            keep_last=keep_last,
         )
 
     @classmethod
@@ -230,7 +236,7 @@ def train_semantic(
             "annotated_pixels_per_class": _class_counts(targets, config.n_classes),
         }
     }
-    on_checkpoint = _checkpointer(out_dir, config, meta) if out_dir else None
+    on_checkpoint = _Checkpointer(out_dir, config, meta) if out_dir else None
     start = time.perf_counter()
     stopped = None
     try:
@@ -258,27 +264,38 @@ def train_semantic(
     }
     model = SemanticModel(config=config, net=result.model, meta=meta)
     if out_dir:
-        model.save(out_dir)
+        model.save(out_dir, keep_last=on_checkpoint.wrote_last)
     if stopped is not None:
         raise Cancelled("Training stopped; the model trained so far is kept.", partial=model)
     return model
 
 
-def _checkpointer(out_dir, config: SemanticConfig, meta: dict):
-    from cellsight.io.model_folder import save_checkpoint, save_model_folder
+class _Checkpointer:
+    """Saves the best model and ``last.pt`` into ``out_dir`` during training.
 
-    def on_checkpoint(kind: str, payload: dict) -> None:
+    A ``last.pt`` already in the folder belongs to an earlier run: the best model is
+    saved without it until this run has written its own.
+    """
+
+    def __init__(self, out_dir, config: SemanticConfig, meta: dict):
+        self.out_dir, self.config, self.meta = out_dir, config, meta
+        self.wrote_last = False
+
+    def __call__(self, kind: str, payload: dict) -> None:
+        from cellsight.io.model_folder import save_checkpoint, save_model_folder
+
         if kind == "best":
             save_model_folder(
-                out_dir,
-                config.model_dump(mode="json"),
+                self.out_dir,
+                self.config.model_dump(mode="json"),
                 payload["model"],
-                {**meta, "metrics": {"best_step": payload["step"], "best_score": payload["score"]}},
+                {**self.meta,
+                 "metrics": {"best_step": payload["step"], "best_score": payload["score"]}},
+                keep_last=self.wrote_last,
             )
         else:
-            save_checkpoint(out_dir, payload)
-
-    return on_checkpoint
+            save_checkpoint(self.out_dir, payload)
+            self.wrote_last = True
 
 
 def normalize_frame(frame: np.ndarray, config: SemanticConfig) -> np.ndarray:
