@@ -64,6 +64,33 @@ def is_blockwise(image: str, out: str, args) -> bool:
     return _is_zarr(image) or _is_zarr(out) or _size_on_disk(Path(image)) > MEMORY_LIMIT
 
 
+def check_outputs(args, batch: bool, blockwise: bool) -> None:
+    """Refuse a bad ``--out`` of ``segment`` / ``denoise`` before any work (see _outputs).
+
+    One image: a TIFF (``.zarr`` for a blockwise run; ``IMG.ome.zarr/labels/NAME`` puts
+    blockwise labels into the input image), kept unless ``--overwrite``. A batch: a
+    folder that holds none of the inputs; its finished files are skipped on a re-run.
+    """
+    from cellsight.cli._outputs import TIFF, ZARR, check_output
+
+    overwrite = bool(getattr(args, "overwrite", False))
+    if batch:
+        from cellsight.core.blocks.batch import expand_inputs
+
+        check_output(args.out, inputs=[*args.images, *expand_inputs(args.images)],
+                     kind="batch", inside_ok=True)
+        return
+    image = args.images[0]
+    if not blockwise:
+        check_output(args.out, inputs=[image], overwrite=overwrite, suffixes=TIFF + ZARR,
+                     what="one image's result")
+        return
+    target = labels_target(args.out)
+    check_output(args.out, inputs=[image], kind="folder", overwrite=overwrite,
+                 suffixes=None if target else ZARR, what="a blockwise result (OME-Zarr)",
+                 inside_ok=target is not None)
+
+
 def _engine(config):
     from cellsight.core.blocks.engine import Engine
 
@@ -77,8 +104,6 @@ def run_batch_command(args, label: str, work, *work_args) -> int:
 
     config = block_config(args)
     out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir} is a file; several inputs need an output folder.")
     items = plan_outputs(expand_inputs(args.images), out_dir, ".tif", keep_tif_names=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     with _engine(config) as engine, ProgressBars(label) as progress:

@@ -24,6 +24,7 @@ def run(args) -> int:
     import dask.array as da
 
     from cellsight.cli import CommandError
+    from cellsight.cli._outputs import ZARR, check_output
     from cellsight.io.omezarr import (
         create_output,
         default_chunks,
@@ -34,6 +35,8 @@ def run(args) -> int:
 
     if args.chunks < 1:
         raise CommandError(f"--chunks must be at least 1; got {args.chunks}.")
+    check_output(args.out, inputs=[args.image], kind="folder", overwrite=args.overwrite,
+                 suffixes=ZARR, what="OME-Zarr")
     img = open_lazy(args.image)
     kind = "labels" if args.labels else "image"
     if kind == "labels" and img.data.dtype.kind not in "iu":

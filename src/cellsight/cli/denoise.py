@@ -30,7 +30,8 @@ def _check_args(args) -> None:
 
 def run(args) -> int:
     """Train on IMG (unless --model is given), denoise IMG and write OUT; or a batch / big image."""
-    from cellsight.cli._blocks import is_batch, is_blockwise
+    from cellsight.cli._blocks import check_outputs, is_batch, is_blockwise
+    from cellsight.cli._outputs import check_distinct, check_output, foreign_to_model
 
     _check_args(args)
     batch = is_batch(args.images)
@@ -39,6 +40,12 @@ def run(args) -> int:
         what = "A batch" if batch else "A blockwise (OME-Zarr / big) image"
         raise ValueError(f"{what} needs --model: train one first on a representative image "
                          "(cellsight denoise IMG --out OUT.tif --save-model DIR).")
+    check_outputs(args, batch, blockwise)
+    if args.save_model:
+        check_output(args.save_model, inputs=args.images, kind="folder",
+                     overwrite=bool(args.overwrite), replaceable=foreign_to_model,
+                     flag="--save-model")
+        check_distinct(("--out", args.out), ("--save-model", args.save_model))
     if batch:
         return _run_batch(args)
     args.image = args.images[0]
@@ -113,7 +120,8 @@ def register(sub) -> None:
     p.add_argument(
         "--out", required=True,
         help="Output TIFF (float32, same shape as IMG); .ome.zarr for a blockwise run; a "
-        "folder for a batch (one output per input, summary.csv, resumable).",
+        "folder for a batch (one output per input, summary.csv, resumable). Never an input; "
+        "an existing OUT is kept unless --overwrite.",
     )
     add_config_options(p, N2VConfig, CONFIG_OPTIONS)
     p.add_argument(

@@ -11,13 +11,14 @@ import sys
 import numpy as np
 
 from cellsight.cli._arrays import read_any
-from cellsight.cli._blocks import add_block_options, is_batch, is_blockwise
+from cellsight.cli._blocks import add_block_options, check_outputs, is_batch, is_blockwise
 from cellsight.cli._instance import (
     add_instance_options,
     segment_instance,
     segment_instance_batch,
     segment_instance_blockwise,
 )
+from cellsight.cli._outputs import TIFF, check_distinct, check_output
 from cellsight.cli._progress import ProgressBars
 from cellsight.io.tiff import write_image, write_labels
 
@@ -93,11 +94,18 @@ def run(args) -> int:
     if is_batch(args.images):
         if args.probabilities:
             raise ValueError("--probabilities needs a single input image.")
+        check_outputs(args, batch=True, blockwise=False)
         return batch(args)
     single = argparse.Namespace(**{**vars(args), "image": args.images[0]})
-    if is_blockwise(single.image, args.out, args):
-        if args.probabilities:
-            raise ValueError("--probabilities is not written by blockwise runs.")
+    big = is_blockwise(single.image, args.out, args)
+    if big and args.probabilities:
+        raise ValueError("--probabilities is not written by blockwise runs.")
+    check_outputs(args, batch=False, blockwise=big)
+    if args.probabilities:
+        check_output(args.probabilities, inputs=[single.image], overwrite=bool(args.overwrite),
+                     suffixes=TIFF, what="probabilities", flag="--probabilities")
+        check_distinct(("--out", args.out), ("--probabilities", args.probabilities))
+    if big:
         summary = blockwise(single)
     else:
         summary = one(single)
@@ -135,8 +143,9 @@ def register(sub) -> None:
         "--out",
         required=True,
         metavar="OUT",
-        help="Label image to write (one input; .ome.zarr for blockwise runs, or "
-        "IMG.ome.zarr/labels/NAME to store them inside the input image) or folder (a batch).",
+        help="Label image to write (one input: .tif; .ome.zarr for blockwise runs, or "
+        "IMG.ome.zarr/labels/NAME to store them inside the input image) or folder (a batch). "
+        "Never an input; an existing OUT is kept unless --overwrite.",
     )
     p.add_argument(
         "images", nargs="+", metavar="IMG",

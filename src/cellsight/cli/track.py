@@ -1,6 +1,7 @@
 """``cellsight track``: link a segmented time-lapse into tracks with divisions."""
 
 import json
+import os
 from pathlib import Path
 
 from cellsight.cli._options import add_config_options, given_values
@@ -17,7 +18,36 @@ def _config(args) -> TrackingConfig:
     return TrackingConfig(**given_values(args, CONFIG_OPTIONS))
 
 
-def export(result, labels, out: Path, fmt: str) -> list[Path]:
+#: the file each format writes into OUT (CTC: OUT itself, written as a unit)
+EXPORT_NAMES = {"geff": "tracks.geff", "csv": "tracks.csv"}
+
+
+def _foreign_to_results(folder: Path) -> list[str]:
+    """Entries of ``folder`` that no ``cellsight track`` export wrote."""
+    from cellsight.io.atomic import is_temporary
+    from cellsight.io.ctc import is_result_entry
+
+    known = set(EXPORT_NAMES.values())
+    return [n for n in os.listdir(folder)
+            if not (is_result_entry(n) or n in known or is_temporary(n))]
+
+
+def check_out(args) -> None:
+    """Refuse a bad OUT before tracking: an input, an earlier result without --overwrite, ..."""
+    from cellsight.cli._outputs import check_output
+
+    inputs = [args.labels, args.image]
+    if args.format == "ctc":  # OUT is replaced as a unit: only an earlier result may go
+        check_output(args.out, inputs=inputs, kind="folder", overwrite=args.overwrite,
+                     replaceable=_foreign_to_results, inside_ok=True)
+        return
+    check_output(args.out, inputs=inputs, kind="batch", holds="none", inside_ok=True)
+    check_output(Path(args.out) / EXPORT_NAMES[args.format], inputs=inputs,
+                 kind="folder" if args.format == "geff" else "file",
+                 overwrite=args.overwrite, inside_ok=True)
+
+
+def export(result, labels, out: Path, fmt: str, overwrite: bool = True) -> list[Path]:
     """Write a TrackingResult to ``out`` in one of :data:`FORMATS`."""
     from cellsight.core.tracking.convert import node_table, to_ctc, to_networkx
 
@@ -27,14 +57,16 @@ def export(result, labels, out: Path, fmt: str) -> list[Path]:
         masks, table = to_ctc(result, labels)
         write_ctc(out, masks, table)
         return [out / "res_track.txt"]
+    out.mkdir(parents=True, exist_ok=True)
     if fmt == "geff":
         from cellsight.io.geff_export import write_geff
 
         axes = ["t"] + list("zyx"[-result.detections.ndim :])
-        return [write_geff(out / "tracks.geff", to_networkx(result), axes)]
+        return [write_geff(out / EXPORT_NAMES["geff"], to_networkx(result), axes,
+                           overwrite=overwrite)]
     from cellsight.io.tracks_csv import write_tracks_csv
 
-    return [write_tracks_csv(out / "tracks.csv", node_table(result))]
+    return [write_tracks_csv(out / EXPORT_NAMES["csv"], node_table(result))]
 
 
 def run(args) -> int:
@@ -43,13 +75,12 @@ def run(args) -> int:
     from cellsight.io.ctc import read_series
 
     config = _config(args)  # bad values fail before any reading
+    check_out(args)
     labels = read_series(args.labels)
     image = read_series(args.image) if args.image else None
     with ProgressBars("track") as progress:
         result = track(labels, image, config, progress=progress)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    written = export(result, labels, out, args.format)
+    written = export(result, labels, Path(args.out), args.format, overwrite=args.overwrite)
     n_div = sum(1 for kids in result.children().values() if len(kids) == 2)
     summary = {
         "tracks": result.n_tracks,
@@ -72,8 +103,17 @@ def register(sub) -> None:
         "style). With --format ctc, OUT receives maskTTT.tif and res_track.txt.",
     )
     p.add_argument("labels", metavar="LABELS", help="T-stack TIFF or folder of frame TIFFs.")
-    p.add_argument("--out", required=True, help="Output folder (created if missing).")
+    p.add_argument(
+        "--out", required=True,
+        help="Output folder (created if missing). It must not hold LABELS or --image; an "
+        "earlier result in it is kept unless --overwrite.",
+    )
     p.add_argument("--format", choices=FORMATS, default="ctc", help="Export format (default ctc).")
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="Replace an earlier result in OUT (ctc: the whole folder, if it holds only "
+        "track results; geff / csv: tracks.geff / tracks.csv).",
+    )
     p.add_argument("--image", help="Raw image series (same forms as LABELS) for intensities.")
     # --solver, --max-distance, --max-gap, --divisions / --no-divisions, costs, --time-limit
     add_config_options(p, TrackingConfig, CONFIG_OPTIONS)

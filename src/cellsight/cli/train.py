@@ -55,6 +55,33 @@ def train_semantic_task(args) -> dict:
 TRAINERS = {"semantic": train_semantic_task, "instance": train_instance_task}
 
 
+def check_out(args) -> None:
+    """Refuse a bad model folder OUT before training (see :mod:`cellsight.cli._outputs`).
+
+    ``--from M --resume --out M`` continues the model in its own folder; otherwise OUT
+    must not be an input, and an existing model there is kept unless ``--overwrite``.
+    """
+    from pathlib import Path
+
+    from cellsight.cli import CommandError
+    from cellsight.cli._outputs import check_output, foreign_to_model, same_path
+
+    inputs = [*args.images, *args.labels, *(args.annotated or []), args.config]
+    init = args.init if args.init and Path(args.init).exists() else None  # or a built-in name
+    in_place = bool(args.resume and init and same_path(args.out, init))
+    if not in_place:
+        inputs.append(init)
+    fine_tune = args.task == "instance" and args.init
+    if fine_tune and args.overwrite:
+        raise CommandError("--overwrite does not apply to fine-tuning (--task instance "
+                           "--from): it always writes a new model folder.")
+    if fine_tune and Path(args.out).is_dir() and any(Path(args.out).iterdir()):
+        raise CommandError(f"--out {args.out} already exists and is not empty; fine-tuning "
+                           "never overwrites a folder: choose a new one.")
+    check_output(args.out, inputs=inputs, kind="folder", overwrite=args.overwrite or in_place,
+                 replaceable=foreign_to_model)
+
+
 def run(args) -> int:
     """Check the arguments, train, print a JSON summary."""
     if len(args.images) != len(args.labels):
@@ -62,6 +89,7 @@ def run(args) -> int:
             f"Give one --labels file per --images file ({len(args.images)} images, "
             f"{len(args.labels)} labels)."
         )
+    check_out(args)
     summary = TRAINERS[args.task](args)
     print(json.dumps(summary, indent=2))
     print(f"Model written to {args.out}", file=sys.stderr)
@@ -87,7 +115,14 @@ def register(sub) -> None:
         metavar="LBL",
         help="Label images, one per image, same shapes.",
     )
-    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="Model folder to write.")
+    p.add_argument(
+        "--out", required=True, metavar="MODEL_DIR",
+        help="Model folder to write; an existing model there is kept unless --overwrite.",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true",
+        help="Replace an existing model folder at --out (one that holds only a model).",
+    )
     p.add_argument(
         "--from",
         dest="init",

@@ -197,6 +197,9 @@ def write_image(
     if len(scale) != data.ndim:
         raise ValueError(f"scale has {len(scale)} values but the data has {data.ndim} dims.")
     path = Path(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        raise ValueError(f"{path}: images are written as TIFF; give a name ending in "
+                         f"{' or '.join(TIFF_SUFFIXES)}.")
     is_ome = path.name.lower().endswith((".ome.tif", ".ome.tiff"))
     kwargs: dict[str, Any] = {"compression": compression}
     if not axes.endswith("S"):
