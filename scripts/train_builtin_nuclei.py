@@ -327,6 +327,9 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=4000, help="Training steps.")
     parser.add_argument("--dsb-limit", type=int, default=0,
                         help="Use only the first N DSB training images (0 = all; for a quick try).")
+    parser.add_argument("--dsb-only", action="store_true",
+                        help="Train and tune on the DSB split only (the peer benchmark's "
+                        "setting: the same images StarDist and Cellpose get).")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="Optional time limit (0 = none; a limit makes the run depend "
                         "on the machine's speed).")
@@ -340,10 +343,13 @@ def main(argv=None) -> int:
         write_split(split)
     train_names = split["train"][: args.dsb_limit or None]
     rng = np.random.default_rng(SEED)
-    frames = (dsb_frames(rng, train_names) + gowt1_frames(rng) + sim_frames(rng, 0)
-              + nih3t3_frames(rng))
+    frames = dsb_frames(rng, train_names)
+    if not args.dsb_only:
+        frames += gowt1_frames(rng) + sim_frames(rng, 0) + nih3t3_frames(rng)
     tune_names = split["tune"][: args.dsb_limit or None]
     tuning = tuning_sets(np.random.default_rng(SEED + 1), tune_names)
+    if args.dsb_only:
+        tuning = [f for f in tuning if f["name"].startswith("DSB ")]
     images, classes = [], []
     for f in frames:
         small, cls = _rescale(f["image"], f["classes"], f["factor"])
