@@ -6,7 +6,11 @@ lineage tree dock. Clicking a cell in the tracked labels selects it (its node li
 up in the tree); Ctrl+click a second cell links the first to it. The edit buttons act
 on the last two selected cells through :class:`TrackEditor` (undo / redo included),
 and the labels, the Tracks layer and the tree are refreshed after every edit.
+Export writes the current (edited) tracks as a CTC folder, GEFF or CSV, in the worker.
 """
+
+from dataclasses import replace
+from pathlib import Path
 
 import napari
 import numpy as np
@@ -16,8 +20,10 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from cellsight.config.tracking import TrackingConfig
 from cellsight.core.tracking import track
 from cellsight.core.tracking.editing import TrackEditor
+from cellsight.core.tracking.export import export_tracks
 from cellsight.gui.lineage_view import LineageView
 from cellsight.gui.toolkit import ConfigForm, JobMixin, button_grid, form, layer_chooser
+from cellsight.gui.tracks_export import TracksExportPanel
 
 FIELDS = ("solver", "max_distance", "max_gap", "divisions")
 FORM_OPTIONS = {"max_distance": {"special": "auto"}}
@@ -65,8 +71,14 @@ class TrackingWidget(JobMixin, QWidget):
         for widget in (self.stop_button, self.progress_bar, self.status, self.selection_label):
             layout.addWidget(widget)
         layout.addLayout(edits)
+        self.export_panel = TracksExportPanel(self.export_to, self._export_name)
+        layout.addWidget(self.export_panel)
         layout.addStretch(1)
         self.busy_disables(self.track_button)
+
+    def update_buttons(self, running: bool) -> None:
+        """Export needs a result and no running job."""
+        self.export_panel.button.setEnabled(self.editor is not None and not running)
 
     def _edit_slots(self) -> tuple:
         return (self.break_link, self.link_selected, self.mark_division, self.unmark_division,
@@ -117,6 +129,7 @@ class TrackingWidget(JobMixin, QWidget):
         for button in self.buttons.values():
             button.setEnabled(True)
         self._update_undo_buttons()
+        self.refresh_buttons()  # Export (the job's end may have been handled already)
         n_div = sum(1 for kids in result.children().values() if len(kids) == 2)
         self.status.setText(f"{result.n_tracks} tracks, {n_div} divisions.")
 
@@ -226,6 +239,33 @@ class TrackingWidget(JobMixin, QWidget):
             self.select(self.selection.pop())
         self._update_undo_buttons()
         show_info(f"{event.action}: {len(event.nodes)} cells changed track.")
+
+    # --- export -----------------------------------------------------------------
+    def _export_name(self) -> str:
+        return f"{self._source[0]} tracks" if self.editor is not None else "tracks"
+
+    def export_to(self, path, fmt: str, overwrite: bool = False):
+        """Write the current (edited) tracks to ``path`` as ``fmt``, in the worker.
+
+        ``fmt`` is ``"ctc"``, ``"geff"`` or ``"csv"``; the files are those
+        ``cellsight track`` writes for the same result. An existing target is
+        replaced only with ``overwrite`` (the Export button asks first).
+        """
+        if self.editor is None or self.running:
+            show_error("Nothing to export yet (track first)." if self.editor is None
+                       else "Wait for the running job to finish, then export.")
+            return None
+        result = self.editor.result  # a snapshot: edits may go on while the file is written
+        snapshot = replace(result, parent=result.parent.copy(),
+                           node_track=result.node_track.copy())
+        path = Path(path)
+        return self.run_job(export_tracks, snapshot, self.editor.input_labels, path, fmt,
+                            overwrite, name="Export tracks", status=f"Writing {path.name} …",
+                            on_result=self._exported)
+
+    def _exported(self, path) -> None:
+        self.status.setText(f"Tracks written to {path}.")
+        show_info(f"Tracks written to {path}.")
 
     def _update_undo_buttons(self) -> None:
         self.buttons["Undo"].setEnabled(self.editor.can_undo)

@@ -156,6 +156,24 @@ def write_ome_zarr_labels_layer(path: str, data: Any, meta: dict) -> list[str]:
     return [path]
 
 
+def write_tracks_csv_layer(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 writer for one Tracks layer: a CSV table, parents from the layer's graph.
+
+    Rows ``node_id, t, [z,] y, x, track_id, parent_id`` as ``cellsight track --format
+    csv`` writes them. napari's save dialog has already asked before replacing a file.
+    """
+    from cellsight.core.tracking.export import write_tracks_layer
+
+    return [str(write_tracks_layer(path, data, meta.get("graph"), "csv", overwrite=True))]
+
+
+def write_tracks_geff_layer(path: str, data: Any, meta: dict) -> list[str]:
+    """npe2 writer for one Tracks layer: a GEFF zarr store (never replaces one)."""
+    from cellsight.core.tracking.export import write_tracks_layer
+
+    return [str(write_tracks_layer(path, data, meta.get("graph"), "geff"))]
+
+
 __all__ = [
     "ImageReadError",
     "get_ome_zarr_reader",
@@ -166,4 +184,6 @@ __all__ = [
     "write_labels_layer",
     "write_ome_zarr_image_layer",
     "write_ome_zarr_labels_layer",
+    "write_tracks_csv_layer",
+    "write_tracks_geff_layer",
 ]

@@ -95,9 +95,17 @@ def node_table(result: TrackingResult) -> dict[str, np.ndarray]:
 
 def to_networkx(result: TrackingResult):
     """The tracking as a ``networkx.DiGraph``: node attributes from :func:`node_table`."""
+    return graph_from_table(node_table(result))
+
+
+def graph_from_table(columns: dict[str, np.ndarray]):
+    """A ``networkx.DiGraph`` from a node table (``node_id`` and ``parent_id`` columns).
+
+    Every other column becomes a node attribute; an edge runs from each parent to its
+    child (parents missing from the table are skipped).
+    """
     import networkx as nx
 
-    columns = node_table(result)
     graph = nx.DiGraph()
     names = [c for c in columns if c not in ("node_id", "parent_id")]
     for i, node in enumerate(columns["node_id"].tolist()):
@@ -106,3 +114,82 @@ def to_networkx(result: TrackingResult):
         if par >= 0 and par in graph:
             graph.add_edge(par, child)
     return graph
+
+
+def _check_tracks_data(data) -> np.ndarray:
+    data = np.asarray(data, np.float64)
+    if data.ndim != 2 or data.shape[1] not in (4, 5):
+        raise ValueError(
+            "Tracks data must have rows (track_id, t, y, x) or (track_id, t, z, y, x); "
+            f"got shape {data.shape}."
+        )
+    if not np.isfinite(data).all():
+        raise ValueError("Tracks data holds NaN or infinite values.")
+    return data
+
+
+def _parent_tracks(graph: dict | None) -> dict[int, int]:
+    parents: dict[int, int] = {}
+    for child, par in (graph or {}).items():
+        par = [par] if np.isscalar(par) else list(par)
+        if len(par) > 1:
+            raise ValueError(
+                f"Track {child} has {len(par)} parent tracks (a merge); tracks files hold "
+                "divisions only, one parent per track."
+            )
+        if par:
+            parents[int(child)] = int(par[0])
+    return parents
+
+
+def tracks_layer_table(data, graph: dict | None = None) -> dict[str, np.ndarray]:
+    """Node table (as :func:`node_table`) of napari Tracks-layer data and its graph.
+
+    Parameters
+    ----------
+    data : array-like, shape (N, 4) or (N, 5)
+        Rows ``(track_id, t, [z,] y, x)``, as a Tracks layer holds them.
+    graph : dict, optional
+        ``{daughter track: [parent track]}`` (the layer's ``graph``): the first point
+        of a daughter track gets the parent track's last earlier point as parent.
+
+    Returns
+    -------
+    dict of ndarray
+        ``node_id`` (row in track-then-time order), ``t``, ``[z,] y, x``, ``track_id``
+        and ``parent_id`` (-1 where a track starts without a parent).
+
+    Raises
+    ------
+    ValueError
+        If the data are not Tracks rows, or a track has two parents (a merge).
+
+    Examples
+    --------
+    >>> data = [[1, 0, 5, 5], [1, 1, 5, 6], [2, 2, 3, 6], [3, 2, 8, 6]]
+    >>> table = tracks_layer_table(data, {2: [1], 3: [1]})
+    >>> table["parent_id"].tolist()
+    [-1, 0, 1, 1]
+    """
+    data = _check_tracks_data(data)
+    parents = _parent_tracks(graph)
+    data = data[np.lexsort((data[:, 1], data[:, 0]))]
+    track_id = data[:, 0].astype(np.int64)
+    t = np.rint(data[:, 1]).astype(np.int64)
+    parent = np.full(len(data), -1, np.int64)
+    same = np.flatnonzero(track_id[1:] == track_id[:-1]) + 1
+    parent[same] = same - 1
+    first = np.flatnonzero(np.r_[True, track_id[1:] != track_id[:-1]]) if len(data) else []
+    for row in first:
+        par = parents.get(int(track_id[row]))
+        if par is None:
+            continue
+        rows = np.flatnonzero((track_id == par) & (t < t[row]))
+        if rows.size:
+            parent[row] = rows[-1]
+    columns = {"node_id": np.arange(len(data), dtype=np.int64), "t": t}
+    for i, ax in enumerate(("z", "y", "x")[-(data.shape[1] - 2):]):
+        columns[ax] = data[:, 2 + i]
+    columns["track_id"] = track_id
+    columns["parent_id"] = parent
+    return columns
