@@ -82,12 +82,88 @@ def test_time_series_edits_only_current_frame(make_napari_viewer):
     movie = np.stack([touching_pair()] * 3)
     layer = viewer.add_labels(movie, name="movie")
     widget = CorrectionsWidget(viewer)
-    widget.time_box.setChecked(True)
+    assert widget.has_time and not widget.all_frames_box.isChecked()  # the default
+    assert "time point shown" in widget.buttons["Delete"].toolTip()
+    assert "time point shown" in widget.all_frames_box.toolTip()
     viewer.dims.set_current_step(0, 2)
-    widget.snapshot_prediction()
     widget.ids_edit.setText("3")
     widget.delete()
-    assert 3 in layer.data[0] and 3 not in layer.data[2]
+    np.testing.assert_array_equal(layer.data[:2], movie[:2])  # other frames untouched
+    assert 3 not in layer.data[2]
     widget.refresh_edits()
     assert widget.edits_list.count() == 1
     assert widget.edits_list.item(0).text().startswith("frame 2")
+    widget.all_frames_box.setChecked(True)  # explicitly: every frame
+    widget.ids_edit.setText("2")
+    widget.delete()
+    assert 2 not in layer.data
+
+
+def test_time_series_fill_and_split_follow_the_frame_shown(make_napari_viewer):
+    viewer = make_napari_viewer()
+    movie = np.stack([touching_pair()] * 3)
+    movie[:, 15:20, 10:15] = 0  # a hole in object 1 in every frame
+    layer = viewer.add_labels(movie, name="movie")
+    widget = CorrectionsWidget(viewer)
+    viewer.dims.set_current_step(0, 1)
+    widget.fill()
+    assert (layer.data[1, 15:20, 10:15] == 1).all()
+    assert (layer.data[[0, 2], 15:20, 10:15] == 0).all()
+    widget.all_frames_box.setChecked(True)
+    widget.fill()  # frame by frame, not as one 3D volume
+    assert (layer.data[:, 15:20, 10:15] == 1).all()
+    widget.add_helper_layers()
+    viewer.layers["split seeds"].data = np.array([[1, 20, 8], [1, 20, 20]])
+    widget.split_seeds()  # seeds of frame 1 split frame 1 only, even with "all frames"
+    assert len(np.unique(layer.data[1])) == 5 and len(np.unique(layer.data[0])) == 4
+
+
+def test_a_z_stack_is_edited_as_one_volume(make_napari_viewer):
+    viewer = make_napari_viewer()
+    stack = np.stack([touching_pair()] * 3)
+    layer = viewer.add_labels(stack, name="stack", metadata={"axes": "ZYX"})
+    widget = CorrectionsWidget(viewer)
+    assert not widget.has_time and not widget.all_frames_box.isEnabled()
+    widget.ids_edit.setText("3")
+    widget.delete()
+    assert 3 not in layer.data
+
+
+@pytest.mark.parametrize("tool", ["merge", "delete", "fill", "split"])
+def test_every_tool_is_undone_exactly_by_the_layer_undo(setup, tool):
+    viewer, layer, widget = setup
+    before = layer.data.copy()
+    before[15:18, 10:13] = 0  # a hole for "fill"
+    layer.data = before.copy()
+    widget.ids_edit.setText({"merge": "1, 2", "delete": "1, 3", "fill": "", "split": ""}[tool])
+    if tool == "split":
+        widget.add_helper_layers()
+        viewer.layers["split seeds"].data = np.array([[20, 30], [20, 45]])
+        widget.split_seeds()
+    else:
+        getattr(widget, tool)()
+    assert not np.array_equal(layer.data, before)
+    layer.undo()  # what Ctrl+Z does
+    np.testing.assert_array_equal(layer.data, before)
+    layer.redo()
+    assert not np.array_equal(layer.data, before)
+
+
+def test_edit_list_follows_painting_and_undo(setup, qtbot):
+    viewer, layer, widget = setup
+    assert PREDICTION_KEY in layer.metadata  # taken before the first correction
+    calls = []
+    refresh = widget.refresh_edits
+    widget.refresh_edits = lambda: (calls.append(1), refresh())
+    widget._refresh_timer.timeout.disconnect()
+    widget._refresh_timer.timeout.connect(widget.refresh_edits)
+    for x in range(8, 20):  # one stroke, many paint events
+        layer.paint((35, x), 5)
+    qtbot.waitUntil(lambda: widget.edits_list.count() == 1, timeout=5_000)
+    assert len(calls) == 1  # throttled: one refresh after the stroke, not one per event
+    for _ in range(12):  # Ctrl+Z for each dab: napari sends no paint / data event
+        layer.undo()
+    qtbot.waitUntil(lambda: widget.edits_list.count() == 0, timeout=5_000)
+    layer.redo()
+    qtbot.waitUntil(lambda: widget.edits_list.count() == 1, timeout=5_000)
+    viewer.dims.set_current_step(0, 0)  # no history change: no refresh

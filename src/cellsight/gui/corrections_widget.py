@@ -2,8 +2,11 @@
 
 Every tool computes the corrected array with :mod:`cellsight.core.curation.corrections` and writes
 only the changed pixels through :func:`apply_labels_edit`, so napari's undo (Ctrl+Z) and
-redo work. Edits are tracked against the model's prediction (kept in the layer's metadata
-as ``cellsight_prediction`` by the segmentation widgets, or snapshotted here).
+redo work. On a time series (first axis T, from the file's axes or guessed) the tools
+change only the time point shown unless "all frames" is checked. Edits are tracked
+against the model's prediction (kept in the layer's metadata as ``cellsight_prediction``
+by the segmentation docks, or taken here when the dock first sees the layer); the list
+follows painting, the tools and undo / redo (throttled).
 """
 
 import napari
@@ -13,10 +16,21 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QCheckBox, QLabel, QLineEdit, QListWidget, QVBoxLayout, QWidget
 
 from cellsight.core.curation import corrections as corr
-from cellsight.gui.layer_utils import add_or_update_labels, apply_labels_edit
-from cellsight.gui.toolkit import button_grid, form, layer_chooser
+from cellsight.gui.layer_utils import PREDICTION_KEY, add_or_update_labels, apply_labels_edit
+from cellsight.gui.toolkit import button_grid, form, layer_axes_choices, layer_chooser
 
-PREDICTION_KEY = "cellsight_prediction"
+#: ms without a change before the edit list is recomputed (painting stays smooth)
+REFRESH_MS = 300
+FRAME_TIP = ("On a time series the tools change only the time point shown; check "
+             "'all frames' to change every time point.")
+TOOLTIPS = {
+    "Merge": "Merge the selected ids into one object (the smallest id). " + FRAME_TIP,
+    "Split (seed points)": "Split the object under the 'split seeds' points (time point shown).",
+    "Split (drawn line)": "Cut the object along the last 'split line' path (time point shown).",
+    "Delete": "Delete the selected ids. " + FRAME_TIP,
+    "Fill holes": "Fill holes in the selected ids (all objects if none). " + FRAME_TIP,
+    "Relabel 1..N": "Renumber the objects 1..N. " + FRAME_TIP,
+}
 
 
 class CorrectionsWidget(QWidget):
@@ -28,15 +42,20 @@ class CorrectionsWidget(QWidget):
         self.layer_box = layer_chooser(napari_viewer, napari.layers.Labels)
         self.ids_edit = QLineEdit()
         self.ids_edit.setPlaceholderText("e.g. 3, 7 (Alt+click objects to add)")
-        self.time_box = QCheckBox("first axis is time")
+        self.all_frames_box = QCheckBox("all frames")
+        self.all_frames_box.setToolTip(
+            "Unchecked (default): on a time series, Merge, Delete, Fill holes and Relabel "
+            "change only the time point shown. Checked: every time point."
+        )
         self.edits_list = QListWidget()
         self.status = QLabel("")
         self._regions: list = []
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setSingleShot(True)
-        self._refresh_timer.setInterval(300)
+        self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self.refresh_edits)
         self._watched = None
+        self._history = None  # the watched layer's undo / redo state last seen
         self._build()
 
     # --- layout -----------------------------------------------------------------
@@ -53,10 +72,12 @@ class CorrectionsWidget(QWidget):
             ("Set as prediction", self.snapshot_prediction),
             ("Refresh edits", self.refresh_edits),
         ], columns=2)
+        for text, tip in TOOLTIPS.items():
+            self.buttons[text].setToolTip(tip)
         self.edits_list.itemClicked.connect(self._jump_to_edit)
         layout = QVBoxLayout(self)
         layout.addLayout(form(("Labels layer", self.layer_box), ("Selected ids", self.ids_edit),
-                              ("", self.time_box)))
+                              ("", self.all_frames_box)))
         layout.addLayout(grid)
         layout.addWidget(QLabel("Edited regions (click to go there)"))
         layout.addWidget(self.edits_list)
@@ -70,13 +91,18 @@ class CorrectionsWidget(QWidget):
         if self._watched is not None:
             self._watched.events.paint.disconnect(self._schedule_refresh)
             self._watched.events.data.disconnect(self._schedule_refresh)
+            self._watched.events.set_data.disconnect(self._data_set)
             self._watched.mouse_drag_callbacks.remove(self._alt_click)
         self._watched = layer
         if layer is not None:
             layer.events.paint.connect(self._schedule_refresh)
             layer.events.data.connect(self._schedule_refresh)
+            layer.events.set_data.connect(self._data_set)  # also sent by undo / redo
             layer.mouse_drag_callbacks.append(self._alt_click)
-            self.time_box.setChecked("T" in str(layer.metadata.get("axes", ""))[:1])
+            self._history = _history_state(layer)
+            if PREDICTION_KEY not in layer.metadata:  # the labels before any correction
+                layer.metadata[PREDICTION_KEY] = np.array(layer.data, copy=True)
+        self.all_frames_box.setEnabled(self.has_time)
 
     # --- helpers ----------------------------------------------------------------
     @property
@@ -84,6 +110,26 @@ class CorrectionsWidget(QWidget):
         """The Labels layer being corrected (None if there is none or it was removed)."""
         watched = self._watched
         return watched if watched is not None and watched in self.viewer.layers else None
+
+    @property
+    def has_time(self) -> bool:
+        """Whether the layer is a time series (first axis T: the file's axes, or guessed)."""
+        layer = self.layer
+        if layer is None or layer.ndim < 3:
+            return False
+        return layer_axes_choices(layer)[0].startswith("T")
+
+    def current_frame(self) -> int | None:
+        """Time point the tools change: the one shown, or None (all frames / no time axis)."""
+        if not self.has_time or self.all_frames_box.isChecked():
+            return None
+        return self._shown_frame()
+
+    def _shown_frame(self) -> int:
+        """Index along the layer's time axis of the time point shown in the viewer."""
+        layer = self.layer
+        t = int(round(float(layer.world_to_data(self.viewer.dims.point)[0])))
+        return min(max(t, 0), layer.data.shape[0] - 1)
 
     def selected_ids(self) -> list[int]:
         """Ids typed in the selection field."""
@@ -111,31 +157,25 @@ class CorrectionsWidget(QWidget):
         if self.layer is not None:
             self._add_id(int(self.layer.selected_label))
 
-    def _frame_and_view(self):
-        """(frame index or None, the 2D/3D array being edited as a view)."""
-        data = np.asarray(self.layer.data)
-        if self.time_box.isChecked():
-            t = int(self.viewer.dims.current_step[0])
-            return t, data[t]
-        return None, data
+    def _apply(self, fn, *args, per_frame: bool = False, shown_frame: bool = False) -> None:
+        """Apply ``fn(labels, *args)`` to the frame shown (or all) as one undoable edit.
 
-    def _apply(self, fn, *args) -> None:
+        ``per_frame``: with "all frames", run ``fn`` on each time point separately;
+        ``shown_frame``: always the time point shown (tools placed by points / lines).
+        """
         if self.layer is None:
             show_error("Correct labels: open or select a Labels layer first.")
             return
+        frame = self._shown_frame() if shown_frame and self.has_time else self.current_frame()
         try:
-            t, current = self._frame_and_view()
-            new_frame = fn(current, *args)
+            new = corr.edit_frames(np.asarray(self.layer.data), lambda lab: fn(lab, *args),
+                                   frame=frame, per_frame=per_frame and self.has_time)
         except ValueError as exc:
             show_error(f"Correct labels: {exc}")
             return
-        new = np.asarray(self.layer.data).copy()
-        if t is None:
-            new = new_frame
-        else:
-            new[t] = new_frame
         n = apply_labels_edit(self.layer, new)
-        self.status.setText(f"{n} pixels changed (Ctrl+Z undoes)")
+        where = f" in frame {frame}" if frame is not None else ""
+        self.status.setText(f"{n} pixels changed{where} (Ctrl+Z undoes)")
         self._schedule_refresh()
 
     def _points_in_frame(self, kind: str, name: str) -> np.ndarray:
@@ -144,8 +184,8 @@ class CorrectionsWidget(QWidget):
         layer = self.viewer.layers[name]
         pts = layer.data if kind == "Points" else (layer.data[-1] if len(layer.data) else [])
         pts = np.round(np.asarray(pts, float)).astype(int)
-        if self.time_box.isChecked() and pts.size:
-            t = int(self.viewer.dims.current_step[0])
+        if self.has_time and pts.size:
+            t = self._shown_frame()
             pts = pts[pts[:, 0] == t][:, 1:] if kind == "Points" else pts[:, 1:]
         return pts
 
@@ -160,7 +200,8 @@ class CorrectionsWidget(QWidget):
 
     def fill(self) -> None:
         """Fill holes (selected ids, or all objects when none is selected)."""
-        self._apply(lambda lab: corr.fill_holes(lab, self.selected_ids() or None))
+        self._apply(lambda lab: corr.fill_holes(lab, self.selected_ids() or None),
+                    per_frame=True)
 
     def relabel(self) -> None:
         """Renumber objects 1..N."""
@@ -175,7 +216,7 @@ class CorrectionsWidget(QWidget):
             target = int(lab[tuple(seeds[0])])
             return corr.split_label(lab, target, seeds)
 
-        self._apply(run)
+        self._apply(run, shown_frame=True)
 
     def split_line(self) -> None:
         """Split the object crossed by the last path of layer 'split line'."""
@@ -187,7 +228,7 @@ class CorrectionsWidget(QWidget):
             target = ids[0] if ids else int(np.bincount(_under_line(lab, line)).argmax())
             return corr.split_by_line(lab, target, line)
 
-        self._apply(run)
+        self._apply(run, shown_frame=True)
 
     def add_helper_layers(self) -> None:
         """Add the 'split seeds' Points and 'split line' Shapes layers."""
@@ -207,7 +248,14 @@ class CorrectionsWidget(QWidget):
             self.refresh_edits()
 
     def _schedule_refresh(self, event=None) -> None:
-        self._refresh_timer.start()
+        self._refresh_timer.start()  # restarted by every change: one refresh after a pause
+
+    def _data_set(self, event=None) -> None:
+        """Refresh when the undo history changed (undo / redo send only ``set_data``)."""
+        state = _history_state(self._watched)
+        if state != self._history:
+            self._history = state
+            self._schedule_refresh()
 
     def refresh_edits(self) -> None:
         """Recompute the edited regions, their list and the overlay layer."""
@@ -223,7 +271,7 @@ class CorrectionsWidget(QWidget):
             layer.metadata[PREDICTION_KEY] = np.array(data, copy=True)
             prediction = layer.metadata[PREDICTION_KEY]
         mask = corr.edited_mask(prediction, data)
-        time_axis = self.time_box.isChecked()
+        time_axis = self.has_time
         self._regions = corr.edited_regions(prediction, data, time_axis=time_axis)
         self.edits_list.clear()
         for r in self._regions:
@@ -244,6 +292,15 @@ class CorrectionsWidget(QWidget):
             self.viewer.dims.set_current_step(0, region.frame)
         world = np.asarray(centre) * np.asarray(self.layer.scale)
         self.viewer.camera.center = tuple(world[-self.viewer.dims.ndisplay:])
+
+
+def _history_state(layer) -> tuple | None:
+    """A cheap token of a Labels layer's undo / redo history (changes at every undo)."""
+    undo = getattr(layer, "_undo_history", None)
+    redo = getattr(layer, "_redo_history", None)
+    if undo is None or redo is None:  # napari without these: refresh at every set_data
+        return (object(),)
+    return (len(undo), len(redo), id(undo[-1]) if undo else None, id(redo[-1]) if redo else None)
 
 
 def _under_line(labels: np.ndarray, line: np.ndarray) -> np.ndarray:

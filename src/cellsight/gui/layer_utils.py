@@ -1,6 +1,17 @@
 """Small helpers between napari layers and arrays (main thread only)."""
 
+import zlib
+
 import numpy as np
+
+#: metadata key of the labels a segmentation dock predicted (what corrections compare with)
+PREDICTION_KEY = "cellsight_prediction"
+#: metadata key of the digests of the labels a dock wrote into its own result layer
+WRITTEN_KEY = "cellsight_written"
+#: metadata key set once the user edited a result layer (paint, fill, erase, Correct dock)
+EDITED_KEY = "cellsight_user_edited"
+#: digests of a dock's own writes kept per layer (an undo may return to any of them)
+KEEP_DIGESTS = 16
 
 
 def apply_labels_edit(layer, new: np.ndarray) -> int:
@@ -17,6 +28,45 @@ def apply_labels_edit(layer, new: np.ndarray) -> int:
         return 0
     layer.data_setitem(changed, new[changed].astype(old.dtype))
     return int(changed[0].size)
+
+
+def labels_digest(data) -> tuple:
+    """A cheap fingerprint of a label array: shape, dtype and CRC-32 (~1 ms per 4 MB)."""
+    array = np.ascontiguousarray(np.asarray(data))
+    return array.shape, array.dtype.str, zlib.crc32(memoryview(array).cast("B"))
+
+
+def record_written(layer, data) -> None:
+    """Remember that a dock wrote ``data`` into ``layer`` (see :func:`user_edited`)."""
+    digests = [*layer.metadata.get(WRITTEN_KEY, ()), labels_digest(data)]
+    layer.metadata[WRITTEN_KEY] = digests[-KEEP_DIGESTS:]
+    layer.metadata[EDITED_KEY] = False
+
+
+def user_edited(layer) -> bool:
+    """Whether ``layer`` holds something other than what a dock wrote into it.
+
+    True once a paint / fill / erase / Correct-dock edit was seen (``EDITED_KEY``, set
+    by :func:`watch_user_edits`), or when the data matches none of the digests recorded
+    by :func:`record_written` (edits made without events, a replaced array). A layer
+    without a record counts as edited.
+    """
+    if layer.metadata.get(EDITED_KEY):
+        return True
+    written = layer.metadata.get(WRITTEN_KEY)
+    return not written or labels_digest(layer.data) not in written
+
+
+def watch_user_edits(layer, writing) -> None:
+    """Set ``EDITED_KEY`` on ``layer`` at every paint event not caused by the dock.
+
+    ``writing()`` tells whether the dock itself is writing at that moment.
+    """
+    def on_paint(event=None) -> None:
+        if not writing():
+            layer.metadata[EDITED_KEY] = True
+
+    layer.events.paint.connect(on_paint)
 
 
 def owned_layer(viewer, name: str):

@@ -1,8 +1,8 @@
 """Label corrections a biologist makes after a prediction, and what they changed.
 
 Every function returns a NEW label array (inputs are never modified) and works on 2D
-and 3D label images; apply them frame by frame for time series. The napari widget turns
-the difference into an undoable edit of the Labels layer.
+and 3D label images; :func:`edit_frames` applies them to one time point of a series (or to
+each). The napari widget turns the difference into an undoable edit of the Labels layer.
 """
 
 from dataclasses import dataclass
@@ -155,6 +155,67 @@ def split_by_line(labels: np.ndarray, label_id: int, line) -> np.ndarray:
         out[pieces == k] = next_id
         next_id += 1
     return out
+
+
+def edit_frames(labels: np.ndarray, edit, frame: int | None = None,
+                per_frame: bool = False) -> np.ndarray:
+    """Apply a correction to one time point of a series, to each time point, or to all at once.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        Label image; with ``frame`` or ``per_frame`` its first axis is time.
+    edit : callable
+        ``edit(labels) -> new labels`` of the same shape, e.g. ``lambda lab:
+        delete_labels(lab, [7])``.
+    frame : int, optional
+        Edit only this time point; the other frames are returned unchanged.
+    per_frame : bool
+        Without ``frame``: apply ``edit`` to every time point separately (e.g. filling
+        holes in 2D); a time point where it raises ``ValueError`` (the ids are not in
+        that frame) is kept as it is, unless it raises in every one. By default
+        ``edit`` sees the whole array at once.
+
+    Returns
+    -------
+    numpy.ndarray
+        New labels; ``labels`` is not modified.
+
+    Examples
+    --------
+    >>> movie = np.array([[[7, 0]], [[7, 7]]])
+    >>> edit_frames(movie, lambda lab: delete_labels(lab, [7]), frame=1).tolist()
+    [[[7, 0]], [[0, 0]]]
+    >>> edit_frames(movie, lambda lab: delete_labels(lab, [7])).tolist()
+    [[[0, 0]], [[0, 0]]]
+    """
+    labels = np.asarray(labels)
+    if frame is None and not per_frame:
+        return _same_shape(edit(labels), labels.shape)
+    if labels.ndim < 3:
+        raise ValueError(f"Labels of shape {labels.shape} have no time axis to edit by frame.")
+    out = labels.copy()
+    if frame is not None:
+        if not 0 <= int(frame) < labels.shape[0]:
+            raise ValueError(f"Frame {frame} is outside 0..{labels.shape[0] - 1}.")
+        out[int(frame)] = _same_shape(edit(labels[int(frame)]), labels.shape[1:])
+        return out
+    errors = []
+    for t in range(labels.shape[0]):
+        try:
+            out[t] = _same_shape(edit(labels[t]), labels.shape[1:])
+        except ValueError as exc:
+            errors.append(exc)
+    if len(errors) == labels.shape[0]:
+        raise errors[0]
+    return out
+
+
+def _same_shape(new, shape) -> np.ndarray:
+    new = np.asarray(new)
+    if new.shape != tuple(shape):
+        raise ValueError(f"The correction returned shape {new.shape}; expected {tuple(shape)}.")
+    return new
 
 
 @dataclass(frozen=True)
