@@ -6,7 +6,11 @@ foreground and boundary maps; the seed / mask threshold sliders and the minimum 
 re-run only the watershed
 (:func:`cellsight.core.segmentation.instance_model.instances_from_maps`), both through
 ``start_job``. The result goes to a NEW Labels layer, which later threshold changes update
-(it is the plugin's own layer; a user's layers are never touched).
+as one undoable edit (Ctrl+Z) while it holds exactly what the dock wrote. Once the user
+edited it (paint, fill, erase, the Correct dock), a slider move or a new prediction never
+rewrites it: the new result goes to another NEW layer, ``<name> (thresholds 0.40/0.60)``.
+Every layer written keeps its labels as predicted in ``metadata["cellsight_prediction"]``,
+which the Correct and Fine-tune docks compare the corrections with.
 
 A big layer (multiscale / OME-Zarr, dask, > ~256 MP; :mod:`cellsight.gui.big_data`) runs
 :func:`cellsight.core.blocks.instances.segment_instances_blockwise` instead, into a new
@@ -15,6 +19,7 @@ the region shown in the canvas, in memory.
 """
 
 import napari
+import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
@@ -31,13 +36,21 @@ from cellsight.gui.big_data import (
     LiveOutput,
     blockwise_source,
     is_big,
+    level0,
     load,
     output_path,
     placed,
     run_blockwise,
     visible_crop,
 )
-from cellsight.gui.layer_utils import owned_layer
+from cellsight.gui.layer_utils import (
+    PREDICTION_KEY,
+    apply_labels_edit,
+    owned_layer,
+    record_written,
+    user_edited,
+    watch_user_edits,
+)
 from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
@@ -61,6 +74,8 @@ FORM_OPTIONS = {
 }
 #: ms to wait after the last slider move before re-running the watershed
 DEBOUNCE_MS = 60
+#: most changed pixels a threshold update writes as an undoable edit (larger: replaced)
+UNDOABLE_PIXELS = 2**22
 
 
 def load_model(source: str) -> InstanceModel:
@@ -102,6 +117,8 @@ class InstanceWidget(JobMixin, QWidget):
         self.maps = None
         self._target = None
         self._result_name: str | None = None
+        self._base_name = ""  # result name of the prediction, before any thresholds suffix
+        self._writing = False  # the dock is writing into its result layer
         self._origin = None  # level-0 origin of a visible-region prediction
         self.live: LiveOutput | None = None
         self._debounce = QTimer(self)
@@ -238,6 +255,8 @@ class InstanceWidget(JobMixin, QWidget):
         model, blockwise = result
         self._keep_model(model)
         self.live.finish(blockwise.path)
+        if self.live.layer is not None:  # a lazy reference to the file written, not a copy
+            self.live.layer.metadata[PREDICTION_KEY] = level0(self.live.layer)
         self.status.setText(
             f"{blockwise.n_objects} objects ({blockwise.blocks} blocks, "
             f"{blockwise.seconds:.0f} s) written to {blockwise.path}."
@@ -255,28 +274,62 @@ class InstanceWidget(JobMixin, QWidget):
         layer = self._target
         region = " (visible region)" if self._origin is not None else ""
         self._result_name = f"{layer.name if layer is not None else 'image'} instances{region}"
+        self._base_name = self._result_name
         self.status.setText("Separating nuclei …")
         self.rerun_watershed()
 
     def _show_labels(self, labels) -> None:
-        layer = owned_layer(self.viewer, self._result_name or "")
+        post = self.post_config()
+        layer, kept = self._result_layer(labels)
         where = placed(self._target, self._origin, labels.ndim) if self._target is not None else {}
-        if layer is not None and layer.data.shape == labels.shape:
-            layer.data = labels
+        if layer is not None:
+            self._write(layer, labels)
             layer.translate = where.get("translate", layer.translate)
         else:
+            name = self._result_name or "instances"
+            if kept is not None:
+                name = (f"{self._base_name or kept} (thresholds {post.seed_threshold:.2f}/"
+                        f"{post.mask_threshold:.2f})")
+            axes = ("T" if self.maps.has_time else "") + "ZYX"[-(labels.ndim - self.maps.has_time):]
             layer = self.viewer.add_labels(
-                labels, name=self._result_name, metadata={"cellsight_owned": True}, **where
+                labels, name=name, metadata={"cellsight_owned": True, "axes": axes}, **where
             )
             self._result_name = layer.name
-        post = self.post_config()
+            watch_user_edits(layer, lambda: self._writing)
+        layer.metadata[PREDICTION_KEY] = np.array(labels, copy=True)
+        record_written(layer, labels)
         frames = labels if self.maps.has_time else labels[None]
         count = sum(int(f.max()) for f in frames)
         where = f" in {len(frames)} frames" if self.maps.has_time else ""
-        self.status.setText(
-            f"{count} objects{where} (seed {post.seed_threshold:.2f}, mask "
-            f"{post.mask_threshold:.2f}, min size {post.min_size}); move the sliders to refine."
-        )
+        text = (f"{count} objects{where} (seed {post.seed_threshold:.2f}, mask "
+                f"{post.mask_threshold:.2f}, min size {post.min_size}); move the sliders "
+                "to refine.")
+        if kept is not None:
+            text = f"Your corrected layer {kept!r} is kept; this is {layer.name!r}. {text}"
+        self.status.setText(text)
+
+    def _result_layer(self, labels):
+        """(the dock's layer to update or None for a new one, name of an edited layer kept)."""
+        layer = owned_layer(self.viewer, self._result_name or "")
+        if layer is None:
+            return None, None
+        if user_edited(layer):  # the user's corrections: never rewritten
+            layer.metadata["cellsight_owned"] = False
+            return None, layer.name
+        if layer.data.shape != labels.shape or layer.data.dtype != labels.dtype:
+            return None, None
+        return layer, None
+
+    def _write(self, layer, labels) -> None:
+        """Update the dock's own layer: one undoable edit, or a replacement if huge."""
+        self._writing = True
+        try:
+            if int(np.count_nonzero(np.asarray(layer.data) != labels)) <= UNDOABLE_PIXELS:
+                apply_labels_edit(layer, labels)
+            else:
+                layer.data = labels
+        finally:
+            self._writing = False
 
     def _ws_finished(self) -> None:
         self.ws_job = None
