@@ -86,3 +86,50 @@ def test_axes_choices_follow_the_layer(make_napari_viewer):
     assert axes_choices(stack)[0] == "ZYX"
     rgb = viewer.add_image(np.zeros((16, 16, 3), np.uint8), name="rgb", rgb=True)
     assert axes_choices(rgb) == ("YXC",)
+
+
+def _files(folder) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _stop_after_some_steps(widget, qtbot):
+    widget.form.editors["steps"].setValue(100_000)
+    widget.plot.clear()
+    job = widget.start()
+    qtbot.waitUntil(lambda: len(widget.plot.losses) >= 2, timeout=60_000)
+    widget.stop_button.click()
+    qtbot.waitUntil(lambda: widget.job is None, timeout=30_000)
+    assert job.state == "cancelled"
+
+
+def test_stop_never_replaces_the_current_model(setup, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("CELLSIGHT_MODELS_DIR", str(tmp_path / "user"))
+    viewer, widget = setup
+    widget.form.editors["steps"].setValue(30)
+    widget.start()
+    qtbot.waitUntil(lambda: widget.job is None and "noisy denoised" in viewer.layers,
+                    timeout=60_000)
+    good = widget.model
+    assert good.meta["steps_done"] == 30
+
+    # a model trained here: a stopped second run leaves it active
+    _stop_after_some_steps(widget, qtbot)
+    assert widget.model is good and "stays active" in widget.status.text()
+    (aside,) = (tmp_path / "user").iterdir()
+    assert aside.name == "n2v-stopped-001" and (aside / "weights.pt").exists()
+    assert widget.model_box.findText(str(aside)) >= 0  # offered, not chosen
+    assert widget.model_box.source() == ""
+
+    # a model loaded from a folder: it stays active and its files are untouched
+    widget.save_model(tmp_path / "good")
+    widget.load_model(tmp_path / "good")
+    before = _files(tmp_path / "good")
+    _stop_after_some_steps(widget, qtbot)
+    assert widget.model.meta["steps_done"] == 30
+    assert widget.model_box.source() == str(tmp_path / "good")
+    assert _files(tmp_path / "good") == before
+    stopped = tmp_path / "good-stopped-001"
+    assert str(stopped) in widget.status.text()
+    from cellsight.core.denoise import N2VModel
+
+    assert 0 < N2VModel.load(stopped).meta["steps_done"] < 100_000

@@ -3,15 +3,25 @@
 Train & denoise runs :func:`cellsight.core.denoise.train_n2v` and then
 :func:`cellsight.core.denoise.denoise` through ``start_job``. While it trains, the loss
 curve follows the job's progress events and a preview crop (a cellsight-owned layer
-placed over the image) shows the current network's output. Stop keeps the model as
-of the last step; the denoised image is added as a NEW layer with the source's
-contrast. A trained model can be saved, loaded and applied to other images.
+placed over the image) shows the current network's output. The denoised image is added
+as a NEW layer with the source's contrast. A trained model can be saved, loaded and
+applied to other images.
+
+Stop never replaces a model: the first run's stopped model becomes the current one
+(there was none), but when a model is already loaded or trained, a stopped run leaves it
+active and its files untouched; the stopped model is written to a NEW folder
+(``<model>-stopped-NNN`` beside the loaded model's folder, else ``n2v-stopped-NNN`` in the
+user model folder, :func:`cellsight.core.curation.finetune.user_models_dir`) and listed
+in the Model chooser, from where the user may pick it.
 
 Apply model on a big layer (multiscale / OME-Zarr, dask, > ~256 MP) runs
 :func:`cellsight.core.blocks.dense.denoise_blockwise` into a new
 ``<input>_denoised.ome.zarr`` shown as a lazy layer; with "Visible region only" both
 buttons work on the region shown in the canvas, in memory.
 """
+
+from dataclasses import dataclass
+from pathlib import Path
 
 import napari
 import numpy as np
@@ -20,6 +30,7 @@ from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
 
 from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
 from cellsight.core.blocks.dense import denoise_blockwise
+from cellsight.core.curation.finetune import user_models_dir
 from cellsight.core.denoise import N2VModel, PreviewCrop, denoise, train_n2v
 from cellsight.core.progress import Cancelled, ProgressEvent
 from cellsight.gui.big_data import (
@@ -51,22 +62,55 @@ FIELDS = ("steps", "patch_size", "batch_size", "variant", "patch_size_z")
 TRAINED_HERE = "model trained here"
 
 
-def train_and_denoise_job(image, config, predict, progress, should_stop):
+@dataclass(frozen=True)
+class StoppedRun:
+    """A training run stopped while another model was current: kept aside, not made active."""
+
+    model: N2VModel
+    folder: Path  # the NEW folder it was written to
+
+
+def stopped_model_dir(parent, name: str) -> Path:
+    """Create and return the next free ``<parent>/<name>-stopped-NNN`` folder."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while True:
+        folder = parent / f"{name}-stopped-{n:03d}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            n += 1
+
+
+def train_and_denoise_job(image, config, predict, keep_aside=None, *, progress, should_stop):
     """Worker thread: train on ``image``, then denoise it; returns ``(model, denoised)``.
 
     ``config`` (N2VConfig) trains the model, ``predict`` (DenoisePredictConfig) applies
     it; both use the axes of ``predict``.
 
     Previews travel as progress events (``values["preview"]``). A stop during
-    training or denoising raises :class:`Cancelled` with the model as ``partial``.
+    denoising raises :class:`Cancelled` with the (fully trained) model as ``partial``;
+    a stop during training too, unless ``keep_aside`` = ``(parent, name)`` is given
+    (another model is current): the stopped model is then saved into a new
+    :func:`stopped_model_dir` and ``partial`` is a :class:`StoppedRun`.
     """
 
     def on_preview(crop: PreviewCrop) -> None:
         progress(ProgressEvent(crop.step, config.steps, "preview", {"preview": crop}))
 
     image = load(image)
-    model = train_n2v(image, config, axes=predict.axes or None, preview=on_preview,
-                      progress=progress, should_stop=should_stop)
+    try:
+        model = train_n2v(image, config, axes=predict.axes or None, preview=on_preview,
+                          progress=progress, should_stop=should_stop)
+    except Cancelled as exc:
+        if keep_aside is None or exc.partial is None:
+            raise
+        folder = stopped_model_dir(*keep_aside)
+        exc.partial.save(folder)
+        raise Cancelled(f"Training stopped; that model was saved to {folder}.",
+                        partial=StoppedRun(exc.partial, folder)) from exc
     result = apply_job(image, model, predict, progress, should_stop)
     return model, result
 
@@ -184,10 +228,20 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
             show_error(f"Invalid parameters: {exc}")
             return None
         return self._launch(
-            train_and_denoise_job, image, config, predict,
+            train_and_denoise_job, image, config, predict, self._keep_aside(),
             name="Noise2Void", on_result=self._done, total=config.steps,
             status="Training … (the preview layer shows the current result)",
         )
+
+    def _keep_aside(self) -> tuple[Path, str] | None:
+        """Where a stopped run goes when a model is current: ``(parent, name)``, else None."""
+        if self.model is None:
+            return None
+        source = self.model_box.source()
+        if source and Path(source).is_dir():  # beside the loaded model's folder
+            folder = Path(source).resolve()
+            return folder.parent, folder.name
+        return user_models_dir(), "n2v"
 
     def start_apply(self):
         """Denoise the chosen image with the current model in a worker thread."""
@@ -283,15 +337,27 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         self.status.setText(f"Denoised image added as {name!r} (model: {steps} steps).")
         self.refresh_buttons()
 
-    def _stopped(self, model) -> None:
-        if model is not None:
-            self.model = model
+    def _stopped(self, partial) -> None:
+        if isinstance(partial, tuple):  # stopped just after it finished: a complete run
+            self._done(partial)
+            return
+        if isinstance(partial, StoppedRun):  # another model is current: it stays so
+            steps = partial.model.meta.get("steps_done", "?")
+            current = self.model.meta.get("steps_done", "?") if self.model else "?"
+            self.model_box.add_source(partial.folder)
+            self.status.setText(
+                f"Stopped at step {steps}: the current model ({current} steps) stays active "
+                f"and its files are untouched. The stopped model was saved to "
+                f"{partial.folder}; choose it under Model to use it."
+            )
+        elif partial is not None:  # the first model of the session: nothing is replaced
+            self.model = partial
             self.model_box.select_none()
             self.status.setText(
-                f"Stopped; the model after {model.meta.get('steps_done', '?')} steps is kept. "
+                f"Stopped; the model after {partial.meta.get('steps_done', '?')} steps is kept. "
                 "Apply model denoises with it; Save model… writes it."
             )
-            self.refresh_buttons()
+        self.refresh_buttons()
 
     # --- model files ---------------------------------------------------------------
     def load_model(self, folder) -> None:

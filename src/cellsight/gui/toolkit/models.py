@@ -85,6 +85,15 @@ class ModelChooser(QComboBox):
         self.setCurrentIndex(self.findText(text))
         self._previous = self.currentIndex()
 
+    def add_source(self, source) -> None:
+        """List ``source`` (a folder) without choosing it."""
+        text = str(source)
+        if self.findText(text) < 0:
+            current = self.currentText()
+            self.insertItem(self.count() - len(self._pickers), text)
+            self.setCurrentIndex(self.findText(current))
+            self._previous = self.currentIndex()
+
     def select_none(self) -> None:
         """Select the ``none_text`` item."""
         if self._none_text:
