@@ -81,3 +81,25 @@ def test_edited_regions_per_frame():
     corr[2] = c.delete_labels(corr[2], 1)
     regions = c.edited_regions(pred, corr, time_axis=True)
     assert [r.frame for r in regions] == [2]
+
+
+def test_edit_frames_one_time_point_each_or_whole():
+    from cellsight.core.curation.corrections import delete_labels, edit_frames, fill_holes
+
+    movie = np.zeros((3, 7, 7), np.int32)
+    movie[:, 1:6, 1:6] = 4
+    movie[:, 3, 3] = 0  # a hole in every frame
+    movie[2, 0, 0] = 9  # id 9 only in the last frame
+    one = edit_frames(movie, lambda lab: delete_labels(lab, [4]), frame=1)
+    assert (one[1] == 0).all() and (one[[0, 2]] == movie[[0, 2]]).all()
+    each = edit_frames(movie, lambda lab: delete_labels(lab, [9]), per_frame=True)
+    assert 9 not in each and (each[:2] == movie[:2]).all()  # frames without 9 kept as they were
+    filled = edit_frames(movie, fill_holes, per_frame=True)
+    assert (filled[:, 3, 3] == 4).all()
+    assert (edit_frames(movie, lambda lab: lab + 0) == movie).all() and movie[1, 3, 3] == 0
+    with pytest.raises(ValueError, match="outside"):
+        edit_frames(movie, fill_holes, frame=3)
+    with pytest.raises(ValueError, match="do not exist"):
+        edit_frames(movie, lambda lab: delete_labels(lab, [5]), per_frame=True)
+    with pytest.raises(ValueError, match="no time axis"):
+        edit_frames(movie[0], fill_holes, frame=0)
