@@ -35,6 +35,18 @@ def test_reader_splits_channels(tmp_path):
     assert len(meta["scale"]) == 2
 
 
+def test_reader_opens_every_series_of_a_multi_series_tiff(tmp_path):
+    import tifffile
+
+    path = tmp_path / "plate.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.zeros((8, 8), np.uint8))
+        tif.write(np.ones((4, 6), np.uint16))
+    layers = get_tiff_reader(str(path))(str(path))
+    assert [m["name"] for _, m, _ in layers] == ["plate [series 0]", "plate [series 1]"]
+    assert [d.shape for d, _, _ in layers] == [(8, 8), (4, 6)]
+
+
 def test_writers_roundtrip(tmp_path):
     data = np.random.default_rng(0).random((4, 6)).astype(np.float32)
     out = write_image_layer(str(tmp_path / "i.tif"), data, {"scale": (0.5, 0.5)})

@@ -21,6 +21,7 @@ writing into an existing file does.
 
 import contextlib
 import contextvars
+import errno
 import glob
 import os
 import secrets
@@ -38,6 +39,17 @@ TEMP_SUFFIXES = (".part", ".new", ".old")
 _BUILDING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar(
     "cellsight_atomic_folders", default=()
 )
+
+
+#: OSError numbers of a full disk (or quota)
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """A full disk reported for ``path`` (the destination), not for a hidden temporary name."""
+    if exc.errno in DISK_FULL:
+        return OSError(exc.errno, os.strerror(exc.errno), str(path))
+    return exc
 
 
 def _sibling(path: Path, suffix: str) -> Path:
@@ -148,7 +160,10 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fsync = fsync and not any(f in path.parents for f in _BUILDING.get())
-    tmp = _new_file(path)
+    try:
+        tmp = _new_file(path)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     try:
         yield tmp
         _keep_mode(tmp, path)
@@ -157,6 +172,11 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
         os.replace(tmp, path)
         if fsync:
             fsync_folder(path.parent)
+    except OSError as exc:
+        named = _naming(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -255,7 +275,10 @@ def atomic_folder(
         raise FileExistsError(f"{path} already exists; use --overwrite (overwrite=True) to "
                               "replace it.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_folder(path)
+    try:
+        tmp = _new_folder(path)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     token = _BUILDING.set((*_BUILDING.get(), tmp))
     try:
         try:
@@ -270,6 +293,11 @@ def atomic_folder(
         replace_folder(tmp, path)
         if fsync:
             fsync_folder(path.parent)
+    except OSError as exc:
+        named = _naming(exc, path)
+        if named is exc:
+            raise
+        raise named from exc
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

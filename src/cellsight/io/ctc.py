@@ -78,7 +78,53 @@ def read_track_table(path: str | os.PathLike) -> np.ndarray:
         if len(parts) != 4 or not all(re.fullmatch(r"-?\d+", p) for p in parts):
             raise ValueError(f"{path}, line {number}: expected 'L B E P' integers, got {line!r}.")
         rows.append([int(p) for p in parts])
-    return np.asarray(rows, np.int64).reshape(-1, 4)
+    table = np.asarray(rows, np.int64).reshape(-1, 4)
+    check_track_table(table, path.name)
+    return table
+
+
+def check_track_table(table: np.ndarray, name: str = "the track table") -> None:
+    """Refuse an ``L B E P`` table that no tracking can produce.
+
+    Every label is a positive id, listed once; a track begins no later than it ends;
+    a parent is another track of the table that ends before its child begins.
+
+    Raises
+    ------
+    ValueError
+        Naming the first offending track.
+
+    Examples
+    --------
+    >>> check_track_table(np.array([[1, 0, 4, 0], [2, 5, 9, 1], [3, 5, 7, 1]]))
+    >>> check_track_table(np.array([[1, 3, 2, 0]]))
+    Traceback (most recent call last):
+    ...
+    ValueError: the track table: track 1 begins at frame 3, after it ends (frame 2).
+    """
+    table = np.asarray(table, np.int64).reshape(-1, 4)
+    ends = {}
+    for label, begin, end, _ in table:
+        if label <= 0 or begin < 0:
+            raise ValueError(f"{name}: track {label} (begin {begin}): labels are ids >= 1 and "
+                             "frames are >= 0.")
+        if label in ends:
+            raise ValueError(f"{name}: track {label} is listed twice.")
+        if begin > end:
+            raise ValueError(f"{name}: track {label} begins at frame {begin}, after it ends "
+                             f"(frame {end}).")
+        ends[int(label)] = int(end)
+    for label, begin, _, parent in table:
+        if parent == 0:
+            continue
+        if parent == label:
+            raise ValueError(f"{name}: track {label} is its own parent.")
+        if parent not in ends:
+            raise ValueError(f"{name}: track {label} has parent {parent}, which is not a track "
+                             "of the table.")
+        if ends[int(parent)] >= begin:
+            raise ValueError(f"{name}: track {label} begins at frame {begin}, but its parent "
+                             f"{parent} lasts until frame {ends[int(parent)]}.")
 
 
 def find_track_file(folder: Path) -> Path | None:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from cellsight.io.omezarr import LazyImage, normalise_unit, to_ngff_order
-from cellsight.io.tiff import ImageReadError, _normalise_axes, _read_scale
+from cellsight.io.tiff import ImageReadError, _normalise_axes, _one_line, _pick_series, _read_scale
 
 
 def _ome_units(tif, axes: str) -> dict[str, str]:
@@ -80,7 +80,7 @@ def read_tiff_lazy(path: str | os.PathLike) -> LazyImage:
         raise ImageReadError(f"Cannot read {path}: it is a folder, not a TIFF file.")
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
+            series = _pick_series(tif, path, None)
             axes = _normalise_axes(series.axes, len(series.shape))
             scale = _read_scale(tif, axes)
             units = _read_units(tif, axes)
@@ -90,8 +90,10 @@ def read_tiff_lazy(path: str | os.PathLike) -> LazyImage:
                                    mode="r"))
             for i in range(n_levels)
         ]
+    except ImageReadError:
+        raise
     except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError) as exc:
-        raise ImageReadError(f"Cannot read {path} as a TIFF image: {exc}") from exc
+        raise ImageReadError(f"Cannot read {path} as a TIFF image: {_one_line(exc)}") from exc
     if levels[0].size == 0:
         raise ImageReadError(f"Cannot read {path}: the image is empty (shape {levels[0].shape}).")
     ordered = [to_ngff_order(level, axes, scale, units) for level in levels]

@@ -11,8 +11,10 @@ torch is imported inside the functions: ``cellsight.io`` stays light to import.
 """
 
 import datetime
+import errno
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +71,20 @@ def _torch_save(obj: Any, path: Path) -> None:
     import torch
 
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:  # torch's writer reports a full disk without errno
+            if _nearly_full(tmp.parent):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+            raise
+
+
+def _nearly_full(folder: Path, margin: int = 1 << 20) -> bool:
+    """True if the file system of ``folder`` has less than ``margin`` bytes left."""
+    try:
+        return shutil.disk_usage(folder).free < margin
+    except OSError:
+        return False
 
 
 def _torch_load(path: Path) -> Any:
@@ -77,8 +92,15 @@ def _torch_load(path: Path) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
     except Exception as exc:  # corrupt file, or one holding pickled objects
-        raise ModelFolderError(f"Cannot load {path} as weights: {exc}") from exc
+        # torch's message advises weights_only=False (running the file's code): never
+        # pass that on; say what the file is not
+        unsafe = "Unsupported global" in str(exc)
+        what = ("holds Python objects, not plain weights; cellsight never runs code from a "
+                "model file" if unsafe else "is damaged or not a file cellsight wrote")
+        raise ModelFolderError(f"{path} is not a cellsight weights file: it {what}.") from None
 
 
 def _config_text(config: dict[str, Any]) -> str:
@@ -188,6 +210,9 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
         If the folder or its config is missing or not a YAML mapping with a ``task``.
     """
     folder = Path(folder)
+    if folder.is_file():
+        raise ModelFolderError(f"{folder} is a file, not a model folder (config.yaml, "
+                               "weights.pt, meta.json).")
     if not folder.is_dir():
         raise ModelFolderError(f"Model folder {folder} does not exist.")
     path = folder / CONFIG_FILE
@@ -233,5 +258,8 @@ def load_model_folder(folder: str | os.PathLike, task: str | None = None) -> Mod
     if not isinstance(state, dict):
         raise ModelFolderError(f"{weights} does not hold a state_dict.")
     meta_path = folder / META_FILE
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFolderError(f"{meta_path} is damaged: not JSON ({exc}).") from exc
     return ModelFolder(path=folder, config=config, state_dict=state, meta=meta)

@@ -106,13 +106,42 @@ def _read_scale(tif, axes: str) -> tuple[float, ...]:
     return tuple(found.get(ax, 1.0) for ax in axes)
 
 
-def read_image(path: str | os.PathLike) -> ImageData:
+def _one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (decoders add advice on further lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _pick_series(tif, path: Path, series: int | None):
+    """The series to read: the only one, or ``series``; several without a choice are refused."""
+    found = tif.series
+    if not found:
+        raise ImageReadError(f"Cannot read {path}: the TIFF holds no image.")
+    if series is None:
+        if len(found) > 1:
+            shapes = ", ".join(str(tuple(s.shape)) for s in found[:4])
+            raise ImageReadError(
+                f"{path} holds {len(found)} image series (shapes {shapes}"
+                f"{', ...' if len(found) > 4 else ''}); cellsight reads one image per file: "
+                "save the series you want as its own TIFF (e.g. in Fiji).")
+        return found[0]
+    if not 0 <= series < len(found):
+        raise ImageReadError(f"{path} holds {len(found)} image series; there is no series "
+                             f"{series}.")
+    return found[series]
+
+
+def read_image(path: str | os.PathLike, series: int | None = None) -> ImageData:
     """Read a TIFF / OME-TIFF file with its axes and pixel size.
 
     Parameters
     ----------
     path : str or PathLike
         The file to read.
+    series : int, optional
+        Which image series to read from a file holding several (a multi-position
+        OME-TIFF, pages appended separately). Without it such a file is refused rather
+        than silently reduced to its first series.
 
     Returns
     -------
@@ -121,7 +150,8 @@ def read_image(path: str | os.PathLike) -> ImageData:
     Raises
     ------
     ImageReadError
-        If the file does not exist, is not a TIFF, or cannot be decoded.
+        If the file does not exist, is not a TIFF, is damaged or truncated, or holds
+        several series and ``series`` is not given.
 
     Examples
     --------
@@ -141,15 +171,33 @@ def read_image(path: str | os.PathLike) -> ImageData:
         raise ImageReadError(f"Cannot read {path}: it is a folder, not a TIFF file.")
     try:
         with tifffile.TiffFile(path) as tif:
-            series = tif.series[0]
-            data = series.asarray()
-            axes = _normalise_axes(series.axes, data.ndim)
+            chosen = _pick_series(tif, path, series)
+            data = chosen.asarray()
+            axes = _normalise_axes(chosen.axes, data.ndim)
             scale = _read_scale(tif, axes)
-    except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError) as exc:
-        raise ImageReadError(f"Cannot read {path} as a TIFF image: {exc}") from exc
+    except ImageReadError:
+        raise
+    except tifffile.TiffFileError as exc:
+        raise ImageReadError(f"Cannot read {path} as a TIFF image: {_one_line(exc)}") from exc
+    except MemoryError:
+        raise
+    except Exception as exc:  # decoders (DeflateError, LZW...), truncated files, bad tags
+        raise ImageReadError(f"Cannot read {path}: the TIFF is damaged or truncated "
+                             f"({_one_line(exc)}).") from exc
     if data.size == 0:
         raise ImageReadError(f"Cannot read {path}: the image is empty (shape {data.shape}).")
     return ImageData(data=data, axes=axes, scale=scale, metadata={"path": str(path)})
+
+
+def series_count(path: str | os.PathLike) -> int:
+    """Number of image series in a TIFF file (see ``series`` of :func:`read_image`)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            return len(tif.series)
+    except Exception as exc:
+        raise ImageReadError(f"Cannot read {path} as a TIFF image: {_one_line(exc)}") from exc
 
 
 def write_image(

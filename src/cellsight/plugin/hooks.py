@@ -14,7 +14,14 @@ from cellsight.io.omezarr import (
     to_ngff_order,
     write_ome_zarr,
 )
-from cellsight.io.tiff import ImageReadError, is_tiff, read_image, write_image, write_labels
+from cellsight.io.tiff import (
+    ImageReadError,
+    is_tiff,
+    read_image,
+    series_count,
+    write_image,
+    write_labels,
+)
 
 LABEL_HINTS = ("mask", "label", "seg", "man_track")
 
@@ -24,14 +31,16 @@ def _looks_like_labels(path: Path, data: np.ndarray) -> bool:
     return data.dtype.kind in "iu" and any(h in name for h in LABEL_HINTS)
 
 
-def _layer_for(path: Path) -> tuple:
-    img = read_image(path)
+def _layer_for(path: Path, series: int | None = None) -> tuple:
+    img = read_image(path, series=series)
     kind = "labels" if _looks_like_labels(path, img.data) else "image"
     name = path.name
     for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
             break
+    if series is not None:
+        name = f"{name} [series {series}]"
     meta: dict[str, Any] = {
         "name": name,
         "metadata": {"axes": img.axes, "path": str(path)},
@@ -53,10 +62,18 @@ def _layer_for(path: Path) -> tuple:
 def read_tiffs(path: str | list[str]) -> list[tuple]:
     """Read one or several TIFF files into LayerData tuples.
 
-    Label-like integer files (name containing mask/label/seg) open as labels.
+    Label-like integer files (name containing mask/label/seg) open as labels. A file
+    holding several image series opens as one layer per series (``name [series K]``).
     """
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
-    return [_layer_for(Path(p)) for p in paths]
+    layers = []
+    for p in map(Path, paths):
+        n = series_count(p) if p.is_file() else 1
+        if n > 1:
+            layers.extend(_layer_for(p, k) for k in range(n))
+        else:
+            layers.append(_layer_for(p))
+    return layers
 
 
 def get_tiff_reader(path: str | list[str]):

@@ -19,9 +19,9 @@ def read_gray(path: str) -> tuple[np.ndarray, str]:
 
         lazy = read_ome_zarr(path)
         return np.asarray(lazy.data.compute()), lazy.axes
-    from cellsight.io.tiff import read_image
+    from cellsight.io.images import read_any
 
-    image = read_image(path)
+    image = read_any(path)
     if image.axes.endswith("S") and image.data.ndim == 3:
         return image.data[..., :3].mean(axis=-1), image.axes[:-1]
     return image.data, image.axes
