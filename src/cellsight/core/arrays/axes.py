@@ -5,14 +5,37 @@ import numpy as np
 AXIS_LETTERS = "TCZYX"
 
 
-def _from_letters(image: np.ndarray, axes: str, ndim: int, in_channels: int) -> np.ndarray:
+def check_axes(axes: str, shape: tuple[int, ...]) -> str:
+    """Return ``axes`` upper-cased if they describe an array of ``shape``; refuse otherwise.
+
+    Raises
+    ------
+    ValueError
+        If the letter count differs from the dimensions, a letter is not one of
+        ``TCZYX`` or repeats, or Y / X is missing.
+
+    Examples
+    --------
+    >>> check_axes("tyx", (3, 8, 8))
+    'TYX'
+    >>> check_axes("TZYX", (8, 8))
+    Traceback (most recent call last):
+    ...
+    ValueError: axes 'TZYX' has 4 letters; the image has 2 dims (shape (8, 8)).
+    """
     axes = axes.upper()
-    if len(axes) != image.ndim:
-        raise ValueError(f"axes {axes!r} has {len(axes)} letters; the image has {image.ndim} dims.")
+    if len(axes) != len(shape):
+        raise ValueError(f"axes {axes!r} has {len(axes)} letters; the image has {len(shape)} "
+                         f"dims (shape {tuple(shape)}).")
     if set(axes) - set(AXIS_LETTERS) or len(set(axes)) != len(axes):
         raise ValueError(f"axes {axes!r} must use each of the letters {AXIS_LETTERS} at most once.")
     if "Y" not in axes or "X" not in axes:
         raise ValueError(f"axes {axes!r} must contain Y and X.")
+    return axes
+
+
+def _from_letters(image: np.ndarray, axes: str, ndim: int, in_channels: int) -> np.ndarray:
+    axes = check_axes(axes, image.shape)
     if ndim == 2 and "Z" in axes:
         raise ValueError(
             f"The model is 2D but the image has a Z axis (axes {axes!r}); use a 3D model, "

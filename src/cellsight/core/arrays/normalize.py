@@ -14,6 +14,26 @@ import numpy as np
 EPS = 1e-8
 
 
+def check_intensities(image: np.ndarray) -> None:
+    """Refuse an array that is not an intensity image: complex, boolean or non-numeric.
+
+    Raises
+    ------
+    ValueError
+        Naming the dtype (a bool array is a mask: it goes where labels go).
+    """
+    kind = np.asarray(image).dtype.kind
+    if kind == "b":
+        raise ValueError("The image is binary (dtype bool), a mask rather than an intensity "
+                         "image: give the raw image (masks go where labels are asked for).")
+    if kind == "c":
+        raise ValueError(f"The image holds complex numbers (dtype {np.asarray(image).dtype}); "
+                         "cellsight works on real intensities: save its magnitude or real part.")
+    if kind not in "iuf":
+        raise ValueError(f"The image has dtype {np.asarray(image).dtype}; cellsight works on "
+                         "numeric intensity images.")
+
+
 def percentile_values(
     image: np.ndarray, low: float = 1.0, high: float = 99.8
 ) -> tuple[float, float]:
@@ -27,6 +47,7 @@ def percentile_values(
     if not 0.0 <= low < high <= 100.0:
         raise ValueError(f"Percentiles must satisfy 0 <= low < high <= 100; got {low}, {high}.")
     image = np.asarray(image)
+    check_intensities(image)
     if image.size == 0:
         raise ValueError("Cannot normalise an empty image.")
     if not np.all(np.isfinite(image)):
@@ -108,6 +129,7 @@ def normalize_channels(
     (1.0, [(0.0, 100.0)])
     """
     image = np.asarray(image)
+    check_intensities(image)
     if image.ndim < 2:
         raise ValueError(f"Need a (C, *spatial) image; got shape {image.shape}.")
     if values is not None and len(values) != image.shape[0]:

@@ -20,6 +20,7 @@ from cellsight.config.instances import (
     InstancePredictConfig,
 )
 from cellsight.config.semantic import SemanticPredictConfig
+from cellsight.core.arrays.labels import as_labels
 from cellsight.core.progress import (
     Cancelled,
     ProgressCallback,
@@ -29,7 +30,13 @@ from cellsight.core.progress import (
     no_progress,
 )
 from cellsight.core.segmentation.instance_targets import instance_targets, median_diameter
-from cellsight.core.segmentation.semantic import SemanticModel, predict_semantic, train_semantic
+from cellsight.core.segmentation.semantic import (
+    SWAPPED,
+    SemanticModel,
+    check_training_image,
+    predict_semantic,
+    train_semantic,
+)
 from cellsight.core.segmentation.watershed import (
     maps_from_probabilities,
     watershed_instances,
@@ -125,6 +132,50 @@ def instance_class_maps(
     return out
 
 
+#: the median labelled object must have at least this many pixels to be learnt
+MIN_OBJECT_PIXELS = 4
+
+
+def check_instance_labels(
+    labels: np.ndarray | Sequence[np.ndarray],
+    annotated: Sequence[np.ndarray | None] | None = None,
+) -> list[np.ndarray]:
+    """Refuse instance labels a model cannot learn from; return them as integer arrays.
+
+    Refused, with one line: labels that are not whole numbers or look like an intensity
+    image (images and labels swapped), labels without any object (unless ``annotated``
+    marks regions known to be empty), and objects of fewer than
+    :data:`MIN_OBJECT_PIXELS` pixels (median).
+
+    Raises
+    ------
+    ValueError
+        Naming the problem.
+    """
+    checked = [as_labels(lbl, f"Labels {i}", SWAPPED) for i, lbl in enumerate(_as_list(labels))]
+    areas = []
+    for lbl in checked:
+        top = int(lbl.max()) if lbl.size else 0
+        if top < 1 << 20:  # ids of a label image: count them without sorting
+            counts = np.bincount(lbl.ravel().astype(np.int64, copy=False), minlength=top + 1)
+            areas.extend(counts[1:][counts[1:] > 0].tolist())
+        else:
+            ids, counts = np.unique(lbl, return_counts=True)
+            areas.extend(counts[ids != 0].tolist())
+    if not areas:
+        if annotated is None:
+            raise ValueError("The labels hold no objects (all 0): instance training needs "
+                             "label images with one id per object (0 = background).")
+        return checked
+    median = float(np.median(areas))
+    if median < MIN_OBJECT_PIXELS:
+        raise ValueError(
+            f"The labelled objects are too small to learn: {len(areas)} object(s) of median "
+            f"size {median:g} pixel(s); objects need at least {MIN_OBJECT_PIXELS} pixels "
+            "(label whole objects, or enlarge the images).")
+    return checked
+
+
 def train_instances(
     images: np.ndarray | Sequence[np.ndarray],
     labels: np.ndarray | Sequence[np.ndarray],
@@ -162,6 +213,9 @@ def train_instances(
     InstanceModel
     """
     config = config or InstanceConfig()
+    for i, image in enumerate(_as_list(images)):
+        check_training_image(image, i)
+    labels = check_instance_labels(labels, annotated)
     if init is not None:
         start = init if isinstance(init, InstanceModel) else InstanceModel.load(init)
         config = config.model_copy(

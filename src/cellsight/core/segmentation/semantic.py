@@ -17,6 +17,7 @@ import numpy as np
 
 from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
 from cellsight.core.arrays.axes import to_frames
+from cellsight.core.arrays.labels import as_labels
 from cellsight.core.arrays.normalize import measure_normalization, normalize_channels
 from cellsight.core.arrays.resize import resize_channels, resize_labels, scaled_shape, shrink_labels
 from cellsight.core.curation.uncertainty import dihedral_views
@@ -88,11 +89,28 @@ def _as_list(data) -> list[np.ndarray]:
     return [np.asarray(d) for d in data] if isinstance(data, list | tuple) else [np.asarray(data)]
 
 
-def _check_labels(labels: np.ndarray, index: int) -> None:
-    if labels.dtype.kind not in "iub":
-        raise ValueError(f"Labels {index} must be integers; got dtype {labels.dtype}.")
-    if labels.size and labels.min() < 0:
-        raise ValueError(f"Labels {index} hold negative values; classes are 1..K, 0 = unlabelled.")
+#: without an explicit ``n_classes``, the labels may name classes 1..MAX_AUTO_CLASSES; more
+#: (or one stray id far above the rest) means instance masks or a wrong file
+MAX_AUTO_CLASSES = 50
+#: smallest training image side (Y and X) in pixels
+MIN_TRAIN_SIDE = 8
+
+SWAPPED = "Were the images and the labels swapped?"
+
+
+def _check_labels(labels: np.ndarray, index: int) -> np.ndarray:
+    return as_labels(labels, f"Labels {index}", SWAPPED)
+
+
+def check_training_image(image: np.ndarray, index: int) -> None:
+    """Refuse a training image smaller than :data:`MIN_TRAIN_SIDE` in Y or X."""
+    image = np.asarray(image)
+    if image.ndim < 2:
+        raise ValueError(f"Image {index} has shape {image.shape}; images have Y and X axes.")
+    yx = image.shape[-2:]
+    if min(yx) < MIN_TRAIN_SIDE:
+        raise ValueError(f"Image {index} is {yx[0]}x{yx[1]} pixels; training needs images of at "
+                         f"least {MIN_TRAIN_SIDE}x{MIN_TRAIN_SIDE}.")
 
 
 def training_frames(images, labels, config: SemanticConfig):
@@ -108,7 +126,8 @@ def training_frames(images, labels, config: SemanticConfig):
         raise ValueError(f"Need one label image per image; got {len(images)} and {len(labels)}.")
     frames, targets = [], []
     for i, (img, lbl) in enumerate(zip(images, labels, strict=True)):
-        _check_labels(lbl, i)
+        lbl = _check_labels(lbl, i)
+        check_training_image(img, i)
         stack = img.ndim == unet.ndim + 1 + (unet.in_channels > 1)
         f, _ = to_frames(img, unet.ndim, unet.in_channels, is_timeseries=stack)
         lb = lbl if stack else lbl[None]
@@ -123,7 +142,29 @@ def training_frames(images, labels, config: SemanticConfig):
     return frames, targets
 
 
+def _check_auto_classes(config: SemanticConfig, targets: list[np.ndarray]) -> None:
+    """Refuse label ids that are not a small dense set of classes (no ``n_classes`` given)."""
+    offset = config.class_offset - 1  # target t is class t + offset
+    top = max(int(t.max()) for t in targets)
+    if top <= MAX_AUTO_CLASSES:
+        return
+    ids, counts = np.unique(np.concatenate([t.ravel() for t in targets]), return_counts=True)
+    present = ids[ids != 0]
+    n_top = int(counts[-1])
+    largest = f"class {top + offset} on {n_top} pixel{'s' * (n_top != 1)}"
+    if len(present) > MAX_AUTO_CLASSES:
+        kind, advice = "look like instance masks", "for instance masks train an instance model"
+    else:
+        kind, advice = "hold a stray id", "remove the stray pixels"
+    raise ValueError(
+        f"The labels {kind}: {len(present)} different ids up to {top + offset} ({largest}); "
+        f"semantic labels are classes 1..K with K <= {MAX_AUTO_CLASSES} (0 = not annotated): "
+        f"{advice}, or give the number of classes (n_classes, --n-classes).")
+
+
 def _resolve_classes(config: SemanticConfig, targets: list[np.ndarray]) -> SemanticConfig:
+    if not config.n_classes:
+        _check_auto_classes(config, targets)
     found = max(int(t.max()) for t in targets)
     n = config.n_classes or found
     if found > n:

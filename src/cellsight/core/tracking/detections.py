@@ -5,6 +5,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from cellsight.core.arrays.labels import intensity_reason
 from cellsight.core.progress import Cancelled, ProgressEvent, never_stop, no_progress
 
 
@@ -66,6 +67,9 @@ class Detections:
         return None
 
 
+SEGMENTATION = "Track label masks (one id per cell), e.g. from 'cellsight segment'."
+
+
 def check_labels_series(labels: np.ndarray, image: np.ndarray | None = None) -> np.ndarray:
     """Validate a labels time series ``(T, Y, X)`` or ``(T, Z, Y, X)``; return it as an array."""
     labels = np.asarray(labels)
@@ -75,9 +79,15 @@ def check_labels_series(labels: np.ndarray, image: np.ndarray | None = None) -> 
             f"got shape {labels.shape}."
         )
     if labels.dtype.kind not in "iub":
-        raise ValueError(f"Labels must be integers; got dtype {labels.dtype}.")
+        raise ValueError(f"Labels must be integers; got dtype {labels.dtype}, as an intensity "
+                         f"image has. {SEGMENTATION}")
     if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
         raise ValueError("Labels must be >= 0; found negative ids.")
+    for t in sorted({0, len(labels) // 2, len(labels) - 1}):
+        reason = intensity_reason(labels[t])
+        if reason:
+            raise ValueError(f"The labels look like an intensity image, not a segmentation: in "
+                             f"frame {t} {reason}. {SEGMENTATION}")
     if image is not None and np.shape(image) != labels.shape:
         raise ValueError(
             f"Image shape {np.shape(image)} does not match the labels shape {labels.shape}."
