@@ -75,10 +75,19 @@ def check_outputs(args, batch: bool, blockwise: bool) -> None:
 
     overwrite = bool(getattr(args, "overwrite", False))
     if batch:
+        from cellsight.cli import CommandError
         from cellsight.core.blocks.batch import expand_inputs
 
         check_output(args.out, inputs=[*args.images, *expand_inputs(args.images)],
                      kind="batch", inside_ok=True)
+        if str(args.out).lower().endswith((*TIFF, ".png", ".jpg", ".jpeg")):
+            one = args.images[0]
+            given = (f"{len(args.images)} inputs were given" if len(args.images) > 1
+                     else f"{one} is a folder" if Path(one).is_dir()
+                     else f"{one} matches several files")
+            raise CommandError(f"--out {args.out} names an image file, but {given}: a batch "
+                               "writes one result per image into a folder; give --out a "
+                               "folder name.")
         return
     image = args.images[0]
     if not blockwise:

@@ -81,8 +81,8 @@ def train_instance_task(args) -> dict:
         raise ValueError("--zero-is-background is for semantic models; instance labels use 0 "
                          "for background already.")
     if args.resume:
-        raise ValueError("--resume is not available for instance models; use --from "
-                         "MODEL_DIR to continue from a model's weights.")
+        raise ValueError("--resume is not available for instance models: --from MODEL_DIR "
+                         "fine-tunes from a model's weights.")
     if args.init:
         return finetune_instance_task(args)
     annotated = _annotated_masks(args)
@@ -121,6 +121,7 @@ def instance_settings(args, model, mode: str):
 
 def segment_instance(args) -> dict:
     """Segment one image into separated objects; write a label TIFF of its spatial shape."""
+    from cellsight.core.arrays.axes import check_axes
     from cellsight.core.blocks.files import instance_mode, read_gray
     from cellsight.core.segmentation.instance_model import (
         InstanceModel,
@@ -132,7 +133,7 @@ def segment_instance(args) -> dict:
     model = InstanceModel.load(args.model)
     data, axes = read_gray(args.image)
     if args.axes:
-        axes = args.axes.upper()
+        axes = check_axes(args.axes, data.shape)
     mode = instance_mode(axes, data.ndim, model.config.unet.ndim, args.timeseries)
     config, post = instance_settings(args, model, mode)
     with ProgressBars("segment") as progress:
@@ -148,13 +149,14 @@ def segment_instance(args) -> dict:
 def segment_instance_blockwise(args) -> dict:
     """One big image (OME-Zarr / big TIFF) blockwise; OUT is an OME-Zarr."""
     from cellsight.cli._blocks import segment_blockwise
+    from cellsight.core.arrays.axes import check_axes
     from cellsight.core.blocks.files import instance_mode
     from cellsight.core.segmentation.instance_model import InstanceModel
     from cellsight.io.omezarr import open_lazy
 
     model = InstanceModel.load(args.model)
     lazy = open_lazy(args.image)
-    axes = args.axes.upper() if args.axes else lazy.axes
+    axes = check_axes(args.axes, lazy.data.shape) if args.axes else lazy.axes
     if "C" in axes:
         raise ValueError(f"{args.image} has channels (axes {axes}); instance segmentation "
                          "takes one channel: convert that channel alone first.")

@@ -121,6 +121,27 @@ def given_values(args, names) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
+def read_config_file(path) -> dict:
+    """The mapping in a ``--config`` YAML file; one line naming the problem otherwise."""
+    from cellsight.cli import CommandError
+
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"--config {path} is a folder; give a config.yaml file (a model "
+                           f"folder's is {path / 'config.yaml'}).")
+    if not path.is_file():
+        raise CommandError(f"--config {path}: no such file.")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise CommandError(f"--config {path} is not valid YAML{line}.") from exc
+    if not isinstance(loaded, dict):
+        raise CommandError(f"--config {path} does not hold a mapping of parameters.")
+    return loaded
+
+
 def config_values(config_cls, args) -> dict:
     """Values of ``config_cls`` (a task config) from ``--config`` and the command-line options.
 
@@ -129,8 +150,14 @@ def config_values(config_cls, args) -> dict:
     """
     values = config_cls().model_dump()
     if args.config:
-        loaded = yaml.safe_load(Path(args.config).read_text())
-        values = config_cls.model_validate(loaded).model_dump()
+        from pydantic import ValidationError
+
+        from cellsight.cli import CommandError, one_line
+
+        try:
+            values = config_cls.model_validate(read_config_file(args.config)).model_dump()
+        except ValidationError as exc:
+            raise CommandError(f"--config {args.config}: {one_line(exc)}") from exc
     values["unet"].update(given_values(args, ("depth", "base_channels")))
     values["training"].update(given_values(args, TRAIN_OPTIONS))
     return values

@@ -6,6 +6,7 @@ taking the parsed arguments); new modes add an entry there.
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
@@ -33,13 +34,14 @@ def semantic_predict_config(args):
     """The SemanticPredictConfig that ``cellsight segment --mode semantic`` asks for."""
     from cellsight.config.semantic import SemanticPredictConfig
 
+    batch = {"batch_size": args.batch_size} if args.batch_size is not None else {}
     return SemanticPredictConfig(
         axes=args.axes or "",
         timeseries=args.timeseries,
         tile_size=args.tile_size or 0,
-        batch_size=args.batch_size,
         device=args.device,
         test_time_augmentation=args.tta,
+        **batch,
     )
 
 
@@ -88,18 +90,70 @@ SEGMENTERS = {
 }
 
 
+PREDICT = ("axes", "timeseries", "tile_size", "device", "tta")
+INSTANCE = ("diameter", "seed_threshold", "mask_threshold", "min_size")
+ENGINE = ("workers", "scheduler", "retries")
+#: (mode, run) -> the options that run uses; any other option given is refused
+USES = {
+    ("semantic", "one"): (*PREDICT, "batch_size", "probabilities"),
+    ("semantic", "blockwise"): ("block_size", *ENGINE),
+    ("semantic", "batch"): ("tta", *ENGINE),
+    ("instance", "one"): (*PREDICT, *INSTANCE),
+    ("instance", "blockwise"): (*PREDICT, *INSTANCE, "block_size", *ENGINE),
+    ("instance", "batch"): ("timeseries", "tile_size", "device", "tta", *INSTANCE, *ENGINE),
+}
+RUNS = {"one": "one image in memory", "blockwise": "a blockwise run", "batch": "a batch"}
+DEFAULTS = {"device": "auto"}
+
+
+def check_options(args, run: str) -> None:
+    """Refuse, with one line, an option the chosen mode and run would silently ignore."""
+    from cellsight.cli import CommandError
+    from cellsight.cli._options import flag_of
+
+    used = USES[(args.mode, run)]
+    every = {name for names in USES.values() for name in names}
+    for name in sorted(every - set(used)):
+        value = getattr(args, name, None)
+        if value in (None, False, DEFAULTS.get(name)):
+            continue
+        other = "instance" if args.mode == "semantic" else "semantic"
+        if name in USES[(other, run)]:
+            raise CommandError(f"{flag_of(name)} applies to --mode {other} only (this is "
+                               f"--mode {args.mode}); leave it out.")
+        raise CommandError(f"{flag_of(name)} is not used by {RUNS[run]} with --mode "
+                           f"{args.mode}; leave it out.")
+
+
+def check_model(args) -> None:
+    """Refuse a model of the other kind (``--mode semantic --model nuclei``) before reading."""
+    from cellsight.cli import CommandError
+    from cellsight.io.model_folder import read_config
+    from cellsight.models import BUILTIN_MODELS, resolve_model
+
+    if args.mode == "semantic" and args.model in BUILTIN_MODELS and not os.path.isdir(args.model):
+        raise CommandError(f"--model {args.model} is a built-in instance model: run it with "
+                           "--mode instance (--mode semantic needs a semantic model folder).")
+    task = read_config(resolve_model(args.model)).get("task")
+    if task != args.mode:
+        a = {"instance": "an instance"}
+        raise CommandError(f"--model {args.model} is {a.get(task, f'a {task}')} model, not "
+                           f"{a.get(args.mode, f'a {args.mode}')} model: run it with --mode "
+                           f"{task}, or give {a.get(args.mode, f'a {args.mode}')} model.")
+
+
 def run(args) -> int:
     """Segment one image (in memory or blockwise) or a batch; print a JSON summary."""
     one, blockwise, batch = SEGMENTERS[args.mode]
     if is_batch(args.images):
-        if args.probabilities:
-            raise ValueError("--probabilities needs a single input image.")
+        check_options(args, "batch")
+        check_model(args)
         check_outputs(args, batch=True, blockwise=False)
         return batch(args)
     single = argparse.Namespace(**{**vars(args), "image": args.images[0]})
     big = is_blockwise(single.image, args.out, args)
-    if big and args.probabilities:
-        raise ValueError("--probabilities is not written by blockwise runs.")
+    check_options(args, "blockwise" if big else "one")
+    check_model(args)
     check_outputs(args, batch=False, blockwise=big)
     if args.probabilities:
         check_output(args.probabilities, inputs=[single.image], overwrite=bool(args.overwrite),
@@ -161,7 +215,8 @@ def register(sub) -> None:
     )
     p.add_argument("--axes", help="Axes of IMG from TCZYX, e.g. TYX or ZYX (overrides guessing).")
     p.add_argument("--tile-size", type=int, help="Largest tile side in pixels (default 512).")
-    p.add_argument("--batch-size", type=int, default=4, help="Tiles per forward pass.")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="--mode semantic: tiles per forward pass (default 4).")
     p.add_argument(
         "--tta",
         action="store_true",

@@ -69,15 +69,43 @@ def export(result, labels, out: Path, fmt: str, overwrite: bool = True) -> list[
     return [write_tracks_csv(out / EXPORT_NAMES["csv"], node_table(result))]
 
 
+def read_stack(path: str, axes: str | None, flag: str):
+    """A time series from a T-stack file or a folder of frames; a Z-stack is refused.
+
+    A file whose axes say Z and no T is a Z-stack, not a time series: ``--axes TYX`` /
+    ``TZYX`` says otherwise. Files that do not name their axes are read as T-stacks.
+    """
+    from cellsight.cli import CommandError
+    from cellsight.io.ctc import read_series
+    from cellsight.io.tiff import read_image
+
+    if Path(path).is_dir() or not Path(path).exists():
+        data = read_series(path)
+        if axes and len(axes) != data.ndim:
+            raise CommandError(f"--axes {axes} has {len(axes)} letters; {flag} {path} is a "
+                               f"series of shape {data.shape}.")
+        return data
+    image = read_image(path)
+    if axes:
+        if len(axes) != image.data.ndim:
+            raise CommandError(f"--axes {axes} has {len(axes)} letters; {flag} {path} has "
+                               f"{image.data.ndim} dimensions (shape {image.data.shape}).")
+        return image.data
+    if "T" not in image.axes and "Z" in image.axes:
+        raise CommandError(f"{flag} {path} is not a time series: its axes are "
+                           f"{image.axes} (no T). Tracking needs TYX or TZYX; if the first "
+                           "axis is time after all, say so with --axes TYX (or TZYX).")
+    return image.data
+
+
 def run(args) -> int:
     """Read labels (and image), track, export, print a summary."""
     from cellsight.core.tracking import track
-    from cellsight.io.ctc import read_series
 
     config = _config(args)  # bad values fail before any reading
     check_out(args)
-    labels = read_series(args.labels)
-    image = read_series(args.image) if args.image else None
+    labels = read_stack(args.labels, args.axes, "LABELS")
+    image = read_stack(args.image, args.axes, "--image") if args.image else None
     with ProgressBars("track") as progress:
         result = track(labels, image, config, progress=progress)
     written = export(result, labels, Path(args.out), args.format, overwrite=args.overwrite)
@@ -115,6 +143,11 @@ def register(sub) -> None:
         "track results; geff / csv: tracks.geff / tracks.csv).",
     )
     p.add_argument("--image", help="Raw image series (same forms as LABELS) for intensities.")
+    p.add_argument(
+        "--axes", choices=("TYX", "TZYX"),
+        help="Axes of a LABELS (and --image) stack file, for files that name no axes or name "
+        "them wrongly; a file that says ZYX is refused without it.",
+    )
     # --solver, --max-distance, --max-gap, --divisions / --no-divisions, costs, --time-limit
     add_config_options(p, TrackingConfig, CONFIG_OPTIONS)
     p.set_defaults(handler=run)

@@ -27,6 +27,9 @@ def _semantic_config(args):
         values["zero_is_background"] = True
     if args.scale is not None:
         values["scale"] = args.scale
+    if args.n_classes is not None:
+        values["n_classes"] = args.n_classes
+        values["unet"]["out_channels"] = args.n_classes
     return SemanticConfig.model_validate(values)
 
 
@@ -82,6 +85,56 @@ def check_out(args) -> None:
                  replaceable=foreign_to_model)
 
 
+#: options that a kind of training does not use: given, they are refused, not ignored
+UNUSED = {
+    "semantic": ("annotated", "diameter", "time_limit", "holdout"),
+    "semantic --from": ("annotated", "diameter", "time_limit", "holdout"),
+    "instance": ("scale", "n_classes", "diameter", "time_limit", "holdout"),
+    "instance --from": ("scale", "n_classes"),
+}
+#: with --from the starting model's architecture is kept: these options must match it
+KEPT = {"depth": ("unet", "depth"), "base_channels": ("unet", "base_channels"),
+        "n_classes": ("n_classes",), "scale": ("scale",)}
+
+
+def _starting_value(init, path: tuple[str, ...]):
+    """A value of the ``--from`` model's config.yaml (None if it cannot be read)."""
+    from cellsight.io.model_folder import ModelFolderError, read_config
+    from cellsight.models import resolve_model
+
+    try:
+        value = read_config(resolve_model(init))
+    except (ModelFolderError, ValueError):
+        return None
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def check_options(args) -> None:
+    """Refuse options this kind of training would silently ignore (one line each)."""
+    from cellsight.cli import CommandError
+    from cellsight.cli._options import flag_of
+
+    if args.resume and not args.init:
+        raise CommandError("--resume continues a model: give it with --from MODEL_DIR (the "
+                           "folder whose last.pt to continue).")
+    kind = f"{args.task}{' --from' if args.init else ''}"
+    for dest in UNUSED[kind]:
+        if getattr(args, dest, None) not in (None, False):
+            raise CommandError(f"{flag_of(dest)} does not apply to train --task {kind}; "
+                               "leave it out.")
+    for dest, path in KEPT.items() if args.init else ():
+        given = getattr(args, dest, None)
+        if given is None or dest in UNUSED[kind]:
+            continue
+        kept = _starting_value(args.init, path)
+        if kept is not None and kept != given:
+            raise CommandError(f"{flag_of(dest)} {given} differs from the --from model's "
+                               f"{kept}: fine-tuning keeps its architecture, classes and "
+                               "scale; leave it out.")
+
+
 def run(args) -> int:
     """Check the arguments, train, print a JSON summary."""
     if len(args.images) != len(args.labels):
@@ -89,6 +142,7 @@ def run(args) -> int:
             f"Give one --labels file per --images file ({len(args.images)} images, "
             f"{len(args.labels)} labels)."
         )
+    check_options(args)
     check_out(args)
     summary = TRAINERS[args.task](args)
     print(json.dumps(summary, indent=2))
@@ -152,6 +206,8 @@ def register(sub) -> None:
     add_config_options(p, TrainConfig, TRAIN_OPTIONS, show_default=False)
     p.add_argument("--depth", type=int, help="U-Net depth (down-sampling steps).")
     add_config_option(p, SemanticConfig, "scale", prefix="--task semantic: ")
+    add_config_option(p, SemanticConfig, "n_classes", prefix="--task semantic: ",
+                      show_default=False, metavar="K")
     p.add_argument("--base-channels", type=int, help="U-Net channels at the top level.")
     p.add_argument(
         "--zero-is-background",
