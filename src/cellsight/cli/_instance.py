@@ -6,6 +6,7 @@ Instance models train through the semantic path (see
 """
 
 from cellsight.cli._arrays import read_any
+from cellsight.cli._interrupt import StopOnSignal
 from cellsight.cli._options import add_config_options, config_values
 from cellsight.cli._progress import ProgressBars
 
@@ -51,10 +52,16 @@ def _annotated_masks(args):
     return [read_any(p).data != 0 for p in args.annotated]
 
 
-def finetune_instance_task(args) -> dict:
-    """Fine-tune ``--from`` on the labels as corrections (same code as the dock widget)."""
+def finetune_instance_task(args, stop=None) -> dict:
+    """Fine-tune ``--from`` on the labels as corrections (same code as the dock widget).
+
+    ``stop`` (a :class:`~cellsight.cli._interrupt.StopOnSignal`) ends training early:
+    :class:`~cellsight.core.progress.Cancelled` then carries the model so far, unsaved
+    (see :func:`save_stopped_finetune`).
+    """
     from cellsight.core.curation.finetune import fine_tune
 
+    stop = stop or StopOnSignal()
     with ProgressBars("fine-tune") as progress:
         result = fine_tune(
             [read_any(p).data for p in args.images],
@@ -64,7 +71,8 @@ def finetune_instance_task(args) -> dict:
             annotated=_annotated_masks(args),
             diameter=getattr(args, "diameter", None) or 0.0,
             out_dir=args.out,
-            progress=progress,
+            progress=stop.watch(progress),
+            should_stop=stop,
         )
     return {"model": str(result.model_dir), "task": "instance", "from": str(args.init),
             "diameter": result.model.config.diameter, "steps_done": result.steps_done,
@@ -73,8 +81,21 @@ def finetune_instance_task(args) -> dict:
             "better": result.kept == "new", "message": result.message}
 
 
-def train_instance_task(args) -> dict:
-    """Train an instance model, or fine-tune one (``--from nuclei`` or a model folder)."""
+def save_stopped_finetune(args, model) -> None:
+    """Save a fine-tuning run stopped by a signal to ``--out``, marked as stopped."""
+    steps = (model.meta.get("metrics") or {}).get("steps_done")
+    model.meta = {**model.meta, "fine_tune": {
+        "from": str(args.init), "stopped_at_step": steps,
+        "note": "stopped before the held-out check: not compared with the --from model"}}
+    model.save(args.out)
+
+
+def train_instance_task(args, stop=None) -> dict:
+    """Train an instance model, or fine-tune one (``--from nuclei`` or a model folder).
+
+    ``stop``: as for :func:`cellsight.cli.train.train_semantic_task` (a stopped
+    training from scratch saves its model to ``--out``; a stopped fine-tuning does not).
+    """
     from cellsight.core.segmentation.instance_model import train_instances
 
     if args.zero_is_background:
@@ -83,8 +104,9 @@ def train_instance_task(args) -> dict:
     if args.resume:
         raise ValueError("--resume is not available for instance models: --from MODEL_DIR "
                          "fine-tunes from a model's weights.")
+    stop = stop or StopOnSignal()
     if args.init:
-        return finetune_instance_task(args)
+        return finetune_instance_task(args, stop)
     annotated = _annotated_masks(args)
     with ProgressBars("train") as progress:
         model = train_instances(
@@ -93,7 +115,8 @@ def train_instance_task(args) -> dict:
             _instance_config(args),
             annotated=annotated,
             out_dir=args.out,
-            progress=progress,
+            progress=stop.watch(progress),
+            should_stop=stop,
         )
     metrics = {k: v for k, v in model.meta["metrics"].items() if k != "history"}
     return {"model": str(args.out), "task": "instance", "diameter": model.config.diameter,

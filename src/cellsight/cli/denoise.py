@@ -1,10 +1,13 @@
 """``cellsight denoise``: Noise2Void on a noisy image, or apply a saved N2V model."""
 
 import sys
+from pathlib import Path
 
 from cellsight.cli._blocks import add_block_options
+from cellsight.cli._interrupt import StopOnSignal, report_stop
 from cellsight.cli._options import add_config_options, flag_of, given_values
 from cellsight.cli._progress import ProgressBars
+from cellsight.core.progress import Cancelled
 
 #: N2VConfig fields set from the command line
 CONFIG_OPTIONS = ("steps", "patch_size", "batch_size", "variant")
@@ -74,7 +77,25 @@ def _run_blockwise(args) -> int:
     return 0
 
 
+def stopped_folder(out) -> Path:
+    """Where a training stopped without ``--save-model`` keeps its model.
+
+    The first free ``<OUT stem>-n2v-stopped-NNN`` folder beside OUT.
+    """
+    out = Path(out)
+    stem = out.name.split(".")[0] or "denoise"
+    n = 1
+    while (folder := out.parent / f"{stem}-n2v-stopped-{n:03d}").exists():
+        n += 1
+    return folder
+
+
 def _run_one(args) -> int:
+    """Train (unless --model) and denoise one image.
+
+    A training stopped by Ctrl-C / SIGTERM saves its model (to --save-model, else to
+    :func:`stopped_folder`) and exits with 130 / 143 without denoising.
+    """
     from cellsight.config.n2v import DenoisePredictConfig
     from cellsight.core.denoise import denoise, load_model, train_n2v
     from cellsight.io.tiff import read_image, write_image
@@ -86,15 +107,21 @@ def _run_one(args) -> int:
         if args.model:
             model = load_model(args.model)
         else:
-            model = train_n2v(
-                img.data, _config(args), axes=axes,
-                checkpoint_dir=args.save_model and f"{args.save_model}/checkpoints",
-                progress=progress,
-            )
-            if args.save_model:
-                progress.close()
-                model.save(args.save_model)
-                print(f"Model saved to {args.save_model}", file=sys.stderr)
+            with StopOnSignal() as stop:  # Ctrl-C / SIGTERM: save the model so far
+                try:
+                    model = train_n2v(
+                        img.data, _config(args), axes=axes,
+                        checkpoint_dir=args.save_model and f"{args.save_model}/checkpoints",
+                        progress=stop.watch(progress), should_stop=stop,
+                    )
+                except Cancelled as exc:
+                    progress.close()
+                    return report_stop(stop, exc, args.save_model or stopped_folder(args.out),
+                                       save=lambda m, folder: m.save(folder))
+                if args.save_model:
+                    progress.close()
+                    model.save(args.save_model)
+                    print(f"Model saved to {args.save_model}", file=sys.stderr)
         out = denoise(model, img.data, predict, progress=progress)
     write_image(args.out, out, axes=img.axes, scale=img.scale)
     print(f"Denoised image written to {args.out}", file=sys.stderr)

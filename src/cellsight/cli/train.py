@@ -9,6 +9,7 @@ import sys
 
 from cellsight.cli._arrays import read_any
 from cellsight.cli._instance import train_instance_task
+from cellsight.cli._interrupt import StopOnSignal, report_stop
 from cellsight.cli._options import (
     TRAIN_OPTIONS,
     add_config_option,
@@ -19,6 +20,7 @@ from cellsight.cli._progress import ProgressBars
 from cellsight.config.finetune import FineTuneConfig
 from cellsight.config.semantic import SemanticConfig
 from cellsight.config.training import TrainConfig
+from cellsight.core.progress import Cancelled
 
 
 def _semantic_config(args):
@@ -33,8 +35,12 @@ def _semantic_config(args):
     return SemanticConfig.model_validate(values)
 
 
-def train_semantic_task(args) -> dict:
-    """Train a semantic model as the arguments say; return a summary."""
+def train_semantic_task(args, stop: StopOnSignal) -> dict:
+    """Train a semantic model as the arguments say; return a summary.
+
+    A stop (``stop``, raised by Ctrl-C / SIGTERM) saves the model so far to ``--out``
+    and raises :class:`~cellsight.core.progress.Cancelled`.
+    """
     from cellsight.core.segmentation.semantic import train_semantic
 
     config = _semantic_config(args)
@@ -48,13 +54,14 @@ def train_semantic_task(args) -> dict:
             out_dir=args.out,
             init=args.init,
             resume=args.resume,
-            progress=progress,
+            progress=stop.watch(progress),
+            should_stop=stop,
         )
     metrics = {k: v for k, v in model.meta["metrics"].items() if k != "history"}
     return {"model": str(args.out), "classes": model.config.n_classes, **metrics}
 
 
-# task name -> trainer(args) -> summary dict
+# task name -> trainer(args, stop) -> summary dict
 TRAINERS = {"semantic": train_semantic_task, "instance": train_instance_task}
 
 
@@ -135,8 +142,25 @@ def check_options(args) -> None:
                                "scale; leave it out.")
 
 
+def stopped_run(args, stop: StopOnSignal, exc: Cancelled) -> int:
+    """A run stopped by a signal: its model in ``--out``, one line; return the exit code.
+
+    Training from scratch saved it already (the trainer's stop path); a stopped
+    fine-tuning run (``--from``) is saved here, unchecked against the held-out labels.
+    """
+    from cellsight.cli._instance import save_stopped_finetune
+
+    fine_tune = args.task == "instance" and args.init
+    return report_stop(stop, exc, args.out,
+                       save=(lambda m, f: save_stopped_finetune(args, m)) if fine_tune else None)
+
+
 def run(args) -> int:
-    """Check the arguments, train, print a JSON summary."""
+    """Check the arguments, train, print a JSON summary.
+
+    Stopped by Ctrl-C / SIGTERM: the model trained so far is saved to ``--out``, exit
+    code 130 / 143.
+    """
     if len(args.images) != len(args.labels):
         raise ValueError(
             f"Give one --labels file per --images file ({len(args.images)} images, "
@@ -144,7 +168,11 @@ def run(args) -> int:
         )
     check_options(args)
     check_out(args)
-    summary = TRAINERS[args.task](args)
+    with StopOnSignal() as stop:  # Ctrl-C / SIGTERM: save the model so far, say where
+        try:
+            summary = TRAINERS[args.task](args, stop)
+        except Cancelled as exc:
+            return stopped_run(args, stop, exc)
     print(json.dumps(summary, indent=2))
     print(f"Model written to {args.out}", file=sys.stderr)
     return 0

@@ -158,6 +158,9 @@ def _at_scale(model: InstanceModel, diameter: float) -> InstanceModel:
     return InstanceModel(config=config, net=model.net, meta=model.meta)
 
 
+STOPPED = "Fine-tuning stopped; nothing was saved and the current model stays active."
+
+
 def _check_new(out_dir) -> None:
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
@@ -236,7 +239,9 @@ def fine_tune(
         model is not saved.
     progress, should_stop : callable
         A stop ends training early and raises
-        :class:`~cellsight.core.progress.Cancelled`; nothing is saved then.
+        :class:`~cellsight.core.progress.Cancelled`; nothing is saved then. Its
+        ``partial`` is the model trained so far (None when stopped before training),
+        not checked on the held-out corrections.
 
     Returns
     -------
@@ -276,14 +281,15 @@ def fine_tune(
             progress=progress, should_stop=should_stop,
         )
     except Cancelled as exc:
-        raise Cancelled("Fine-tuning stopped; nothing was saved and the current model stays "
-                        "active.") from exc
+        raise Cancelled(STOPPED, partial=exc.partial) from exc
     seconds = time.perf_counter() - began
     if should_stop():
-        raise Cancelled("Fine-tuning stopped; nothing was saved and the current model stays "
-                        "active.")
+        raise Cancelled(STOPPED, partial=tuned)
     progress(ProgressEvent(config.steps, config.steps, "checking the new model"))
-    after = score_frames(held, _segmenter(tuned, diameter, config.device, should_stop))
+    try:
+        after = score_frames(held, _segmenter(tuned, diameter, config.device, should_stop))
+    except Cancelled as exc:
+        raise Cancelled(STOPPED, partial=tuned) from exc
     kept = "new" if after.ap >= before.ap else "old"
     folder = _out_folder(out_dir, out_parent, name)
     result = FineTuneResult(tuned, before, after, held_text, folder, kept,
