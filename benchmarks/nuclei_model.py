@@ -265,8 +265,10 @@ def tracking(model_dir: Path | None) -> dict:
             "n_tracks": result.n_tracks, **mod.score(gt_dir, masks, table)}
 
 
-def run_model(model: InstanceModel, parts: list[str], limit: int, model_dir) -> dict:
-    out = {}
+def run_model(model: InstanceModel, parts: list[str], limit: int, model_dir,
+              out: dict | None = None) -> dict:
+    """Run ``parts``, filling ``out`` as they finish (so a failure keeps the rest)."""
+    out = {} if out is None else out
     if "val" in parts or "scales" in parts:
         items = val_images(limit)
         if "val" in parts:
@@ -299,6 +301,7 @@ def run_model(model: InstanceModel, parts: list[str], limit: int, model_dir) -> 
                                      for k, v in out["bbbc050"].items()}), flush=True)
     if "tracking" in parts:
         out["tracking_gowt1_01"] = tracking(model_dir)
+        out["tracking_gowt1_01"]["division_matching"] = "one-to-one IoU >= 0.5"
         print("tracking", json.dumps(out["tracking_gowt1_01"]), flush=True)
     return out
 
@@ -316,16 +319,18 @@ def main(argv=None) -> int:
     model_dir = Path(args.model) if args.model else None
     model = InstanceModel.load(model_dir) if model_dir else load_builtin("nuclei")
     report = {"threads": 2, "split": str(SPLIT.relative_to(REPO)), "join_iou": JOIN_IOU,
-              "new": {"model": args.model or "built-in nuclei",
-                      **run_model(model, args.parts.split(","), args.limit, model_dir)}}
-    if args.old:
-        old = InstanceModel.load(args.old)
-        report["old"] = {"model": args.old, **run_model(old, args.old_parts.split(","),
-                                                         args.limit, Path(args.old))}
+              "new": {"model": args.model or "built-in nuclei"}}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(f"written {out}")
+    try:
+        run_model(model, args.parts.split(","), args.limit, model_dir, report["new"])
+        if args.old:
+            report["old"] = {"model": args.old}
+            run_model(InstanceModel.load(args.old), args.old_parts.split(","), args.limit,
+                      Path(args.old), report["old"])
+    finally:
+        out.write_text(json.dumps(report, indent=1))
+        print(f"written {out}")
     return 0
 
 

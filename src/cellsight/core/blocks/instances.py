@@ -109,14 +109,20 @@ def prepare_model(model: InstanceModel, ref: ArrayRef, config, spatial: int):
     return fixed_model, float(diameter)
 
 
-#: context each block reads for the network, in the model's pixels: the width over which
-#: the whole-image tiler blends neighbouring tiles
-CONTEXT_MODEL_PIXELS = 40
+#: context each block reads for the network, in the model's pixels, per pooling level of
+#: the U-Net (its receptive field doubles with each level): 40 px for depth 3, 80 px for
+#: depth 4 keep block maps within the whole-image tiler's blending noise
+CONTEXT_PER_LEVEL = 5
+
+
+def context_model_pixels(model) -> int:
+    """Network context (model pixels) a block reads around itself for ``model``."""
+    return CONTEXT_PER_LEVEL * 2 ** int(model.config.unet.depth)
 
 
 def _halos(model, config, blocks: BlockConfig, shape, spatial, diameter):
     factor = rescale_factor(model, diameter)
-    context = blocks.context or math.ceil(CONTEXT_MODEL_PIXELS / max(factor, 1e-3))
+    context = blocks.context or math.ceil(context_model_pixels(model) / max(factor, 1e-3))
     divisor = int(getattr(model.net, "divisor", 1))
     context = math.ceil(context / divisor) * divisor  # outer starts stay on the pooling grid
     label = blocks.label_halo or max(32, math.ceil(3 * diameter))
