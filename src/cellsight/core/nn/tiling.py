@@ -66,6 +66,11 @@ def _round_up(value: int, divisor: int) -> int:
     return -(-value // divisor) * divisor
 
 
+#: default overlap in multiples of the network's size divisor (2 ** depth): with 2x the
+#: divisor a depth-4 nuclei model left visible seams (AP 0.993 tiled vs one tile)
+OVERLAP_PER_DIVISOR = 5
+
+
 def _axis_layout(size: int, max_tile: int, overlap: int, divisor: int) -> tuple[int, list[int]]:
     """Tile length and starts along one axis of padded length ``size``."""
     max_tile = max(divisor, (max_tile // divisor) * divisor)
@@ -98,7 +103,8 @@ def plan_tiles(
         evenly. Defaults to 512x512 (2D) or 64x128x128 (3D).
     overlap : int or sequence of int, optional
         Smallest overlap between neighbouring tiles, in pixels (default: 1/16 of the
-        tile, at least ``divisor``; at least 1 in any case).
+        tile, at least 5 x ``divisor``, i.e. 40 px for a depth-3 U-Net and 80 px for a
+        depth-4 one, whose reach is twice as long; at least 1 in any case).
 
     Returns
     -------
@@ -111,7 +117,7 @@ def plan_tiles(
     if any(t < 1 for t in tile_shape):
         raise ValueError(f"tile_shape must be positive; got {tile_shape}.")
     if overlap is None:
-        overlap = tuple(max(divisor, t // 16) for t in tile_shape)
+        overlap = tuple(max(OVERLAP_PER_DIVISOR * divisor, t // 16) for t in tile_shape)
     elif isinstance(overlap, int | np.integer):
         overlap = (int(overlap),) * ndim
     if len(overlap) != ndim or any(o < 0 for o in overlap):
