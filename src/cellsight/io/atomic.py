@@ -52,6 +52,14 @@ def _naming(exc: OSError, path: Path) -> OSError:
     return exc
 
 
+def _raise_named(exc: OSError, path: Path):
+    """Re-raise ``exc``, a full disk as reported for the destination ``path``."""
+    named = _naming(exc, path)
+    if named is exc:
+        raise exc
+    raise named from exc
+
+
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}{suffix}")
 
@@ -173,10 +181,7 @@ def atomic_path(path: str | os.PathLike, *, fsync: bool = True) -> Iterator[Path
         if fsync:
             fsync_folder(path.parent)
     except OSError as exc:
-        named = _naming(exc, path)
-        if named is exc:
-            raise
-        raise named from exc
+        _raise_named(exc, path)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -294,10 +299,7 @@ def atomic_folder(
         if fsync:
             fsync_folder(path.parent)
     except OSError as exc:
-        named = _naming(exc, path)
-        if named is exc:
-            raise
-        raise named from exc
+        _raise_named(exc, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
