@@ -37,3 +37,18 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     if text in BUILTIN_MODELS and not Path(text).is_dir():
         return builtin_model_dir(text)
     return Path(name_or_path)
+
+
+def model_card(name: str) -> str | None:
+    """The model card (markdown) of built-in model ``name``, or None if absent.
+
+    Cards live in ``docs/models/`` of the source tree; the wheel carries them as
+    ``cellsight/models/cards/``.
+    """
+    if name not in BUILTIN_MODELS:
+        return None
+    here = Path(__file__).resolve().parent
+    for folder in (here / "cards", here.parents[2] / "docs" / "models"):
+        if (folder / f"{name}.md").is_file():
+            return (folder / f"{name}.md").read_text()
+    return None
