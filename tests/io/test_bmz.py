@@ -84,3 +84,83 @@ def test_builtin_nuclei_package_passes_bioimageio_core_test(tmp_path):
     assert status == "passed", failed
     readme = zipfile.ZipFile(pkg).read("README.md").decode()
     assert readme.startswith("# Model card: `nuclei`")
+
+
+# --- import and run -------------------------------------------------------------------
+
+
+def _core_prediction(pkg, x, weight_format="torchscript"):
+    """bioimageio.core's own prediction of the package on ``x`` (batch, channel, *spatial)."""
+    from bioimageio.core import create_prediction_pipeline, load_description, predict
+
+    descr = load_description(pkg, perform_io_checks=False)
+    pipeline = create_prediction_pipeline(descr, weight_format=weight_format, devices=["cpu"])
+    sample = predict(model=pipeline, inputs={"input": x})
+    return sample.members["output"].data.values
+
+
+def _test_input(pkg):
+    import io
+
+    return np.load(io.BytesIO(zipfile.ZipFile(pkg).read("test_input.npy")))
+
+
+@pytest.fixture(scope="module")
+def instance_pkg(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pkg") / "instance.zip"
+    return export_package(tiny_model("instance"), out, name="tiny instance")
+
+
+def test_package_run_by_cellsight_equals_bioimageio_core(instance_pkg):
+    from cellsight.core.bmz.run import PackageModel, load_package, predict_package
+
+    model = load_package(instance_pkg, prefer_cellsight=False)
+    assert isinstance(model, PackageModel) and model.weights == "torchscript"
+    assert model.kind == "instance"
+    x = _test_input(instance_pkg)
+    ours = predict_package(model, x[0, 0], device="cpu")
+    theirs = _core_prediction(instance_pkg, x)[0]
+    assert ours.output.shape == theirs.shape
+    assert np.abs(ours.output - theirs).max() <= 1e-3
+    assert ours.labels.shape == x.shape[2:] and ours.labels.dtype.kind == "i"
+
+
+def test_cellsight_package_round_trips_to_the_same_model(instance_pkg):
+    from cellsight.core.bmz.run import load_package
+
+    original = tiny_model("instance")
+    back = load_package(instance_pkg)
+    assert isinstance(back, InstanceModel)
+    assert back.config == original.config
+    for key, value in original.net.state_dict().items():
+        assert torch.equal(back.net.state_dict()[key], value), key
+    assert back.meta["package"]["name"] == "cellsight tiny instance"
+
+
+def test_architecture_code_needs_trust(instance_pkg):
+    from cellsight.core.bmz.run import load_package
+    from cellsight.io.bmz.read import UntrustedCode
+
+    with pytest.raises(UntrustedCode, match=r"cellsight_unet\.py \(sha256 [0-9a-f]{64}\).*--trust"):
+        load_package(instance_pkg, prefer_cellsight=False, weights="pytorch_state_dict")
+    model = load_package(instance_pkg, trust=True, prefer_cellsight=False,
+                         weights="pytorch_state_dict")
+    assert model.weights == "pytorch_state_dict"
+
+
+def test_changed_file_in_a_folder_package_is_refused(instance_pkg, tmp_path):
+    from cellsight.core.bmz.run import load_package
+
+    zipfile.ZipFile(instance_pkg).extractall(tmp_path)
+    assert load_package(tmp_path, prefer_cellsight=False).kind == "instance"  # folder works
+    weights = tmp_path / "weights.torchscript"
+    weights.write_bytes(weights.read_bytes() + b"x")
+    with pytest.raises(ValueError, match="weights.torchscript.*sha256"):
+        load_package(tmp_path, prefer_cellsight=False)
+
+
+def test_not_a_package_is_one_clear_error(tmp_path):
+    from cellsight.core.bmz.run import load_package
+
+    with pytest.raises(ValueError, match="not a bioimage.io package"):
+        load_package(tmp_path)
