@@ -1,4 +1,7 @@
-"""Dock widget "Correct labels": merge, split, delete, fill holes, relabel; list edits.
+"""Dock widget "Correct labels": click to segment, merge, split, delete, fill, relabel; edits.
+
+Click to segment (one click per object, refined by more clicks) is in
+:mod:`cellsight.gui.click_tool`.
 
 Every tool computes the corrected array with :mod:`cellsight.core.curation.corrections` and writes
 only the changed pixels through :func:`apply_labels_edit`, so napari's undo (Ctrl+Z) and
@@ -16,6 +19,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QCheckBox, QLabel, QLineEdit, QListWidget, QVBoxLayout, QWidget
 
 from cellsight.core.curation import corrections as corr
+from cellsight.gui.click_tool import ClickTool
 from cellsight.gui.layer_utils import PREDICTION_KEY, add_or_update_labels, apply_labels_edit
 from cellsight.gui.toolkit import button_grid, form, layer_axes_choices, layer_chooser
 
@@ -79,6 +83,8 @@ class CorrectionsWidget(QWidget):
         layout.addLayout(form(("Labels layer", self.layer_box), ("Selected ids", self.ids_edit),
                               ("", self.all_frames_box)))
         layout.addLayout(grid)
+        self.click_tool = ClickTool(self)
+        layout.addWidget(self.click_tool)
         layout.addWidget(QLabel("Edited regions (click to go there)"))
         layout.addWidget(self.edits_list)
         layout.addWidget(self.status)
