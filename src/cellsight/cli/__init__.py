@@ -13,7 +13,7 @@ import sys
 from cellsight import __version__
 
 # subcommand modules, in --help order
-COMMANDS = ("info", "pipeline", "train", "segment", "track", "denoise", "convert")
+COMMANDS = ("info", "pipeline", "train", "segment", "track", "denoise", "convert", "export")
 
 
 class CommandError(Exception):

@@ -134,7 +134,16 @@ def check_model(args) -> None:
     if args.mode == "semantic" and args.model in BUILTIN_MODELS and not os.path.isdir(args.model):
         raise CommandError(f"--model {args.model} is a built-in instance model: run it with "
                            "--mode instance (--mode semantic needs a semantic model folder).")
-    task = read_config(resolve_model(args.model)).get("task")
+    from cellsight.io.bmz.read import is_package, open_package
+
+    if is_package(args.model):
+        task = open_package(args.model).cellsight.get("task")
+        if task is None:
+            raise CommandError(f"--model {args.model} is a bioimage.io package from another "
+                               "tool; the CLI runs packages cellsight exported (use "
+                               "cellsight.core.bmz.run.predict_package from Python).")
+    else:
+        task = read_config(resolve_model(args.model)).get("task")
     if task != args.mode:
         a = {"instance": "an instance"}
         raise CommandError(f"--model {args.model} is {a.get(task, f'a {task}')} model, not "

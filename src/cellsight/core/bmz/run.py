@@ -165,6 +165,25 @@ def _native(package: Package):
     return cls(config=cfg, net=net.eval(), meta=meta)
 
 
+def native_of(path: str | os.PathLike, cls):
+    """cellsight's own model of class ``cls`` from a package cellsight exported.
+
+    Raises
+    ------
+    ValueError
+        If the package was not written by cellsight, or holds another kind of model.
+    """
+    package = open_package(path)
+    model = _native(package)
+    if model is None:
+        raise ValueError(f"{path} is a bioimage.io package from another tool; run it with "
+                         "cellsight.core.bmz.run.load_package / predict_package.")
+    if not isinstance(model, cls):
+        raise ValueError(f"{path} holds a {package.cellsight.get('task')} model, not the "
+                         f"{cls.__name__} needed here.")
+    return model
+
+
 def package_record(package: Package) -> dict:
     """Name, version, id and file of a package (kept in a fine-tuned model's metadata)."""
     import hashlib

@@ -99,6 +99,12 @@ class N2VModel:
             (a ValueError) If the folder is not an N2V model or its files are
             inconsistent.
         """
+        from cellsight.io.bmz.read import is_package
+
+        if is_package(folder):  # a bioimage.io package cellsight exported
+            from cellsight.core.bmz.run import native_of
+
+            return native_of(folder, cls)
         found = load_model_folder(folder, task=MODEL_TASK)
         cfg = found.config
         try:

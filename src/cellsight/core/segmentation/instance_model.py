@@ -61,7 +61,13 @@ class InstanceModel(SemanticModel):
         """
         from cellsight.core.nn.unet import UNet
         from cellsight.io.model_folder import load_model_folder
+        from cellsight.io.bmz.read import is_package
         from cellsight.models import resolve_model
+
+        if is_package(folder):  # a bioimage.io package cellsight exported
+            from cellsight.core.bmz.run import native_of
+
+            return native_of(folder, cls)
 
         found = load_model_folder(resolve_model(folder), task="instance")
         config = InstanceConfig.model_validate(found.config)

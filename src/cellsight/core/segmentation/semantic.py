@@ -67,6 +67,12 @@ class SemanticModel:
         """
         from cellsight.io.model_folder import load_model_folder
 
+        from cellsight.io.bmz.read import is_package
+
+        if is_package(folder):  # a bioimage.io package cellsight exported
+            from cellsight.core.bmz.run import native_of
+
+            return native_of(folder, cls)
         found = load_model_folder(folder, task="semantic")
         config = SemanticConfig.model_validate(found.config)
         net = UNet(config.unet)
