@@ -164,3 +164,35 @@ def test_not_a_package_is_one_clear_error(tmp_path):
 
     with pytest.raises(ValueError, match="not a bioimage.io package"):
         load_package(tmp_path)
+
+
+def foreign_copy(pkg, out, *, torchscript: bool = True):
+    """A copy of a cellsight package that looks written by another tool.
+
+    ``config.cellsight`` is removed (so cellsight cannot load it as its own model); without
+    ``torchscript`` only the state dict with its architecture file (Python code) is left.
+    """
+    with zipfile.ZipFile(pkg) as z:
+        rdf = yaml.safe_load(z.read("rdf.yaml"))
+        rdf["config"].pop("cellsight", None)
+        rdf["name"] = "other tool " + rdf["name"]
+        drop = set()
+        if not torchscript:
+            drop.add(rdf["weights"].pop("torchscript")["source"])
+        with zipfile.ZipFile(out, "w") as o:
+            o.writestr("rdf.yaml", yaml.safe_dump(rdf, sort_keys=False))
+            for name in z.namelist():
+                if name not in drop and name != "rdf.yaml":
+                    o.writestr(name, z.read(name))
+    return out
+
+
+def test_a_foreign_copy_is_run_as_a_package(instance_pkg, tmp_path):
+    from cellsight.core.bmz.run import PackageModel, load_package
+    from cellsight.io.bmz.read import UntrustedCode
+
+    other = foreign_copy(instance_pkg, tmp_path / "other.zip", torchscript=False)
+    with pytest.raises(UntrustedCode):
+        load_package(other)
+    model = load_package(other, trust=True)
+    assert isinstance(model, PackageModel) and model.kind == "instance"

@@ -36,7 +36,13 @@ def run(args) -> int:
     from cellsight.cli._blocks import check_outputs, is_batch, is_blockwise
     from cellsight.cli._outputs import check_distinct, check_output, foreign_to_model
 
+    from cellsight.cli._package import check_trust_option, denoise_package, foreign_package
+
     _check_args(args)
+    check_trust_option(args)
+    package = foreign_package(args.model)
+    if package is not None:  # a bioimage.io package written by another tool
+        return denoise_package(args, package)
     batch = is_batch(args.images)
     blockwise = not batch and is_blockwise(args.images[0], args.out, args)
     if (batch or blockwise) and not args.model:
@@ -156,7 +162,18 @@ def register(sub) -> None:
         metavar="DIR",
         help="Save the trained model folder here (checkpoints in DIR/checkpoints).",
     )
-    p.add_argument("--model", metavar="DIR", help="Apply this saved N2V model; no training.")
+    p.add_argument("--model", metavar="MODEL",
+                   help="Apply this saved N2V model (folder, or a bioimage.io package .zip / "
+                   "folder with rdf.yaml); no training. A package from another tool runs on "
+                   "one image; an output that is not an image like the input is written as "
+                   "a float image.")
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="Allow a package's architecture file (Python code) to run: needed for packages "
+        "that hold only pytorch_state_dict weights. Without it such a package is refused "
+        "with the file's name and sha256.",
+    )
     p.add_argument(
         "--axes",
         help="Axis letters of IMG, e.g. TYX for a time series, ZYX for a volume "

@@ -138,10 +138,6 @@ def check_model(args) -> None:
 
     if is_package(args.model):
         task = open_package(args.model).cellsight.get("task")
-        if task is None:
-            raise CommandError(f"--model {args.model} is a bioimage.io package from another "
-                               "tool; the CLI runs packages cellsight exported (use "
-                               "cellsight.core.bmz.run.predict_package from Python).")
     else:
         task = read_config(resolve_model(args.model)).get("task")
     if task != args.mode:
@@ -153,6 +149,13 @@ def check_model(args) -> None:
 
 def run(args) -> int:
     """Segment one image (in memory or blockwise) or a batch; print a JSON summary."""
+    from cellsight.cli._package import check_trust_option, foreign_package, segment_package
+
+    check_trust_option(args)
+    package = foreign_package(args.model)
+    if package is not None:  # a bioimage.io package written by another tool
+        return segment_package(args, package)
+    args.mode = args.mode or "instance"
     one, blockwise, batch = SEGMENTERS[args.mode]
     if is_batch(args.images):
         check_options(args, "batch")
@@ -192,15 +195,25 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--mode",
-        default="instance",
         choices=sorted(SEGMENTERS),
-        help="Kind of model (default: instance).",
+        help="Kind of model (default: instance; a bioimage.io package from another tool: "
+        "what its output is).",
     )
     p.add_argument(
         "--model",
         required=True,
-        metavar="MODEL_DIR",
-        help="Model folder, or a built-in model name (nuclei).",
+        metavar="MODEL",
+        help="Model folder, a built-in model name (nuclei), or a bioimage.io package (.zip, "
+        "or a folder with rdf.yaml). A package from another tool runs on one image: class "
+        "probabilities give semantic labels, foreground (+ boundary) instances by the "
+        "watershed, anything else is written as a float image.",
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="Allow a package's architecture file (Python code) to run: needed for packages "
+        "that hold only pytorch_state_dict weights. Without it such a package is refused "
+        "with the file's name and sha256.",
     )
     p.add_argument(
         "--out",

@@ -1,0 +1,231 @@
+"""bioimage.io packages written by other tools as ``--model`` of ``segment`` and ``denoise``.
+
+Packages that cellsight exported load as cellsight's own models and take the usual path;
+any other package runs through :func:`cellsight.core.bmz.run.predict_package` on one image
+in memory, and its output is written by what it is:
+
+* class probabilities -> a semantic label TIFF (``segment``; ``--probabilities`` too);
+* foreground (+ boundary) -> instances by the seeded watershed (``segment``; the
+  ``--seed-threshold`` / ``--mask-threshold`` / ``--min-size`` options apply);
+* an image like the input -> the restored image (float32);
+* anything else -> the raw output as a float32 TIFF (``([T,] C, ...)``).
+
+Architecture code inside a ``pytorch_state_dict``-only package runs only with ``--trust``;
+without it the command stops with one line naming the file and its sha256.
+"""
+
+import sys
+
+from cellsight.cli._options import flag_of
+
+#: options of ``segment`` a package run uses (any other one given is refused)
+SEGMENT_USES = {
+    "semantic": ("axes", "tile_size", "device", "probabilities", "trust", "overwrite"),
+    "instance": ("axes", "tile_size", "device", "trust", "overwrite", "seed_threshold",
+                 "mask_threshold", "min_size"),
+    "image": ("axes", "tile_size", "device", "trust", "overwrite"),
+    "raw": ("axes", "tile_size", "device", "trust", "overwrite"),
+}
+#: every option of ``segment`` / ``denoise`` that a package run could be given
+_ALL = ("axes", "tile_size", "device", "probabilities", "trust", "overwrite", "seed_threshold",
+        "mask_threshold", "min_size", "timeseries", "batch_size", "tta", "diameter",
+        "block_size", "workers", "scheduler", "retries")
+_DEFAULTS = {"device": "auto"}
+
+WHAT = {"semantic": "class probabilities", "instance": "foreground / boundary maps",
+        "image": "an image like its input", "raw": "an output cellsight cannot interpret"}
+
+
+def foreign_package(model: str):
+    """The opened :class:`~cellsight.io.bmz.read.Package` if ``model`` is a package that
+    cellsight did not write; None for model folders, built-in names and cellsight's own
+    packages."""
+    from cellsight.io.bmz.read import is_package, open_package
+
+    if model is None or not is_package(model):
+        return None
+    package = open_package(model)
+    return None if package.cellsight.get("task") else package
+
+
+def check_trust_option(args) -> None:
+    """Refuse ``--trust`` where no package is given (it would change nothing)."""
+    from cellsight.cli import CommandError
+    from cellsight.io.bmz.read import is_package
+
+    if getattr(args, "trust", False) and not (args.model and is_package(args.model)):
+        raise CommandError("--trust applies to bioimage.io packages (--model PKG.zip or a "
+                           "folder with rdf.yaml); leave it out.")
+
+
+def check_package_run(args, command: str, kind: str, uses) -> None:
+    """Refuse what a package run cannot do (batches, blockwise) or would ignore."""
+    from cellsight.cli import CommandError
+
+    from cellsight.cli._blocks import is_batch, is_blockwise
+
+    if is_batch(args.images):
+        raise CommandError(f"--model {args.model} is a bioimage.io package from another tool: "
+                           f"{command} runs it on one image at a time (no batches yet).")
+    if is_blockwise(args.images[0], args.out, args):
+        raise CommandError(f"--model {args.model} is a bioimage.io package from another tool: "
+                           f"{command} runs it on one image in memory (no OME-Zarr / blockwise "
+                           "runs yet).")
+    for name in _ALL:
+        value = getattr(args, name, None)
+        if name in uses or value in (None, False, _DEFAULTS.get(name)):
+            continue
+        raise CommandError(f"{flag_of(name)} does not apply to this package (its output is "
+                           f"{WHAT[kind]}); leave it out.")
+
+
+def load(args):
+    """The package's network (architecture code only with ``--trust``)."""
+    from cellsight.core.bmz.run import load_package
+
+    return load_package(args.model, trust=bool(args.trust), prefer_cellsight=False)
+
+
+def _axes(args, image) -> str | None:
+    if args.axes:
+        return args.axes.upper()
+    axes = (getattr(image, "axes", "") or "").upper()
+    if axes and len(axes) == image.data.ndim and set(axes) <= set("TCZYX"):
+        return axes
+    return None
+
+
+def predict(args, model, image, post=None):
+    """Run the package over the image (tiled) with progress bars."""
+    from cellsight.cli._progress import ProgressBars
+    from cellsight.core.bmz.run import predict_package
+
+    with ProgressBars(args.command_name) as progress:
+        return predict_package(model, image.data, axes=_axes(args, image),
+                               tile_size=getattr(args, "tile_size", None) or 0,
+                               device=args.device, post=post, progress=progress)
+
+
+def _spatial_axes(model, array, channel: bool) -> str:
+    spatial = model.spatial.upper()
+    extra = array.ndim - len(spatial) - channel
+    return ("T" if extra == 1 else "") + ("C" if channel else "") + spatial
+
+
+def write_float(out, array, channel: bool, model) -> list[int]:
+    """Write a float32 result with the axes it has (T, C, spatial)."""
+    import numpy as np
+
+    from cellsight.io.tiff import write_image
+
+    array = np.asarray(array, np.float32)
+    axes = _spatial_axes(model, array, channel)
+    write_image(out, array, axes=axes if len(axes) == array.ndim else None)
+    return list(array.shape)
+
+
+def summary(args, model, result, **extra) -> dict:
+    """The JSON summary of a package run."""
+    record = model.meta.get("package", {})
+    return {"out": str(args.out), "package": record.get("name"),
+            "version": record.get("version"), "weights": model.weights, "output": result.kind,
+            **extra}
+
+
+def segment_package(args, package) -> int:
+    """``cellsight segment --model PKG`` for a package from another tool (one image)."""
+    import json
+
+    import numpy as np
+
+    from cellsight.cli import CommandError
+    from cellsight.cli._arrays import read_any
+    from cellsight.cli._blocks import check_outputs
+    from cellsight.cli._outputs import TIFF, check_distinct, check_output
+    from cellsight.config.instances import InstancePostConfig
+    from cellsight.core.bmz.run import output_kind
+    from cellsight.io.tiff import write_labels
+
+    kind = output_kind(package)
+    if args.mode is not None and kind in ("semantic", "instance") and args.mode != kind:
+        raise CommandError(f"--model {args.model} outputs {WHAT[kind]} ({kind}); run it with "
+                           f"--mode {kind} or leave --mode out.")
+    if args.mode is not None and kind not in ("semantic", "instance"):
+        raise CommandError(f"--model {args.model} outputs {WHAT[kind]}, not a segmentation; "
+                           "leave --mode out (its output is written as a float image).")
+    check_package_run(args, "segment", kind, SEGMENT_USES[kind])
+    check_outputs(args, batch=False, blockwise=False)
+    if args.probabilities:
+        check_output(args.probabilities, inputs=[args.images[0]],
+                     overwrite=bool(args.overwrite), suffixes=TIFF, what="probabilities",
+                     flag="--probabilities")
+        check_distinct(("--out", args.out), ("--probabilities", args.probabilities))
+    model = load(args)
+    image = read_any(args.images[0])
+    post = InstancePostConfig(**{n: getattr(args, n) for n in
+                                 ("seed_threshold", "mask_threshold", "min_size")
+                                 if getattr(args, n, None) is not None})
+    args.command_name = "segment"
+    result = predict(args, model, image, post)
+    if result.labels is not None:
+        labels = result.labels
+        write_labels(args.out, labels, axes=_spatial_axes(model, labels, False))
+        info = {"shape": list(labels.shape)}
+        if kind == "semantic":
+            counts = np.bincount(labels.ravel())
+            info["pixels_per_class"] = {int(c): int(n) for c, n in enumerate(counts) if n}
+            if args.probabilities:
+                write_float(args.probabilities, result.output, True, model)
+        else:
+            info["objects"] = int(labels.max())
+        print(json.dumps(summary(args, model, result, **info), indent=2))
+        print(f"Labels written to {args.out}", file=sys.stderr)
+        return 0
+    shape = write_float(args.out, *_float_result(result), model)
+    print(json.dumps(summary(args, model, result, shape=shape), indent=2))
+    print(f"The package's output is {WHAT[kind]}: written as a float32 image to {args.out}",
+          file=sys.stderr)
+    return 0
+
+
+def _float_result(result):
+    """The array to write for an image / raw output, and whether it has a channel axis."""
+    if result.image is not None:
+        return result.image, result.image.ndim == result.output.ndim
+    return result.output, True
+
+
+def denoise_package(args, package) -> int:
+    """``cellsight denoise --model PKG`` for a package from another tool (one image)."""
+    import json
+
+    from cellsight.cli import CommandError
+    from cellsight.cli._arrays import read_any
+    from cellsight.cli._blocks import check_outputs
+    from cellsight.core.bmz.run import output_kind
+
+    kind = output_kind(package)
+    if kind in ("semantic", "instance"):
+        raise CommandError(f"--model {args.model} outputs {WHAT[kind]} ({kind} segmentation); "
+                           f"run it with cellsight segment --model {args.model}.")
+    check_package_run(args, "denoise", kind, ("axes", "device", "trust", "overwrite"))
+    check_outputs(args, batch=False, blockwise=False)
+    model = load(args)
+    image = read_any(args.images[0])
+    args.command_name = "denoise"
+    args.tile_size = 0
+    result = predict(args, model, image)
+    if result.image is not None and result.image.shape == image.data.shape:
+        from cellsight.io.tiff import write_image
+
+        write_image(args.out, result.image.astype("float32"), axes=image.axes,
+                    scale=image.scale)
+        shape = list(result.image.shape)
+        note = f"Denoised image written to {args.out}"
+    else:
+        shape = write_float(args.out, *_float_result(result), model)
+        note = (f"The package's output is {WHAT[kind]}: written as a float32 image to "
+                f"{args.out}")
+    print(json.dumps(summary(args, model, result, shape=shape), indent=2))
+    print(note, file=sys.stderr)
+    return 0
