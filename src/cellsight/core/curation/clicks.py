@@ -202,8 +202,8 @@ def keep_clicked(mask: np.ndarray, positives: Sequence[tuple[float, float]]) -> 
     if n <= 1:
         return mask
     h, w = mask.shape
-    keep = {labels[min(max(int(round(y)), 0), h - 1), min(max(int(round(x)), 0), w - 1)]
-            for y, x in positives}
+    keep = {labels[int(round(y)), int(round(x))] for y, x in positives
+            if 0 <= round(y) < h and 0 <= round(x) < w}
     keep.discard(0)
     if not keep:
         sizes = np.bincount(labels.ravel())
@@ -272,15 +272,16 @@ class ClickSession:
         return self._paste(prob > self.config.threshold, window)
 
     def _paste(self, crop_mask: np.ndarray, window: Window) -> np.ndarray:
+        """The window's mask in image coordinates, only the parts under positive clicks."""
         h, w = self.image.shape
         out = np.zeros((h, w), bool)
         ya, xa = max(window.y0, 0), max(window.x0, 0)
         yb, xb = min(window.y0 + window.side, h), min(window.x0 + window.side, w)
         if ya < yb and xa < xb:
-            out[ya:yb, xa:xb] = crop_mask[ya - window.y0:yb - window.y0,
-                                          xa - window.x0:xb - window.x0]
-        positives = [(c.y, c.x) for c in self.clicks if c.positive]
-        return keep_clicked(out, positives)
+            part = crop_mask[ya - window.y0:yb - window.y0, xa - window.x0:xb - window.x0]
+            positives = [(c.y - ya, c.x - xa) for c in self.clicks if c.positive]
+            out[ya:yb, xa:xb] = keep_clicked(part, positives)
+        return out
 
     def _touches(self, mask: np.ndarray, window: Window) -> bool:
         """Does the mask reach an edge of the window that is inside the image?"""
