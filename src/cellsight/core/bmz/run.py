@@ -265,6 +265,9 @@ class _DescribedOrder(torch.nn.Module):
         sizes = tuple(x.shape[2:])
         axis_of = {str(a.id): a for a in m.input.axes if a.type == "space"}
         grow = [_valid(s, axis_of[a]) - s for a, s in zip(spatial, sizes, strict=True)]
+        if any(g < 0 for g in grow):
+            raise ValueError(f"A tile of {sizes} is larger than the package's fixed input size "
+                             f"{tuple(s + g for s, g in zip(sizes, grow, strict=True))}.")
         if any(grow):
             mode = "reflect" if all(g < s for g, s in zip(grow, sizes, strict=True)) else "replicate"
             pad = [p for g in reversed(grow) for p in (0, g)]
@@ -395,12 +398,7 @@ def predict_package(
         sample = _sample(in_id, _to_described(model, frame), _dims(model.input.axes))
         procs.pre(sample)
         x = _from_tensor(sample.members[in_id], model.spatial)
-        tiles = tile_shape_for(tile_size, len(model.spatial))
-        overlap = None
-        if halo:
-            from cellsight.core.nn.tiling import OVERLAP_PER_DIVISOR
-
-            overlap = max(2 * halo, OVERLAP_PER_DIVISOR * adapter.divisor)
+        tiles, overlap = _tiling(model, tile_size, halo, adapter.divisor)
         y = predict_tiled(adapter, x, tile_shape=tiles, overlap=overlap, device=device,
                           amp=False, progress=progress, should_stop=should_stop)
         out_sample = _sample(out_id, _output_described(model, y), _dims(model.output.axes))
@@ -411,6 +409,30 @@ def predict_package(
                                              for i, (lo, hi) in enumerate(crop_out)))])
     output = np.stack(outputs)
     return _mapped(model, output, has_t, has_c, post)
+
+
+def _tiling(model: PackageModel, tile_size: int, halo: int, divisor: int):
+    """Tile shape and overlap for :func:`predict_tiled`.
+
+    An axis of fixed size (``size: 64``, as CAREamics writes) gets tiles of that size
+    (smaller ones are padded up to it) overlapping by a quarter; other axes take
+    ``tile_size`` (or the default) and an overlap of twice the halo.
+    """
+    from cellsight.core.nn.tiling import DEFAULT_TILE, OVERLAP_PER_DIVISOR
+
+    n = len(model.spatial)
+    axis_of = {str(a.id): a for a in model.input.axes if a.type == "space"}
+    fixed = [axis_of[a].size if isinstance(axis_of[a].size, int) else None
+             for a in model.spatial]
+    wanted = tile_shape_for(tile_size, n)
+    if not any(fixed):
+        overlap = max(2 * halo, OVERLAP_PER_DIVISOR * divisor) if halo else None
+        return wanted, overlap
+    base = wanted or DEFAULT_TILE.get(n, (256,) * n)
+    tiles = tuple(f if f else b for f, b in zip(fixed, base, strict=True))
+    overlap = tuple(max(2 * halo, f // 4) if f else max(2 * halo, OVERLAP_PER_DIVISOR * divisor)
+                    for f in fixed)
+    return tiles, overlap
 
 
 def _halos(model: PackageModel):

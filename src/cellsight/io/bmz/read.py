@@ -164,7 +164,7 @@ def choose_format(package: Package, trust: bool, wanted: str | None = None) -> s
             raise ValueError(f"{package.path} has no {wanted} weights cellsight can run "
                              f"(it has: {', '.join(found) or 'none'}).")
         return wanted
-    if trust and "pytorch_state_dict" in found:
+    if trust and "pytorch_state_dict" in found and _buildable(package):
         return "pytorch_state_dict"
     for fmt in found:
         return fmt
@@ -173,14 +173,26 @@ def choose_format(package: Package, trust: bool, wanted: str | None = None) -> s
                      "cellsight runs torchscript, pytorch_state_dict and (with onnxruntime) onnx.")
 
 
+def _buildable(package: Package) -> bool:
+    """False for a state dict whose network comes from a Python package not installed here."""
+    arch = package.descr.weights.pytorch_state_dict.architecture
+    if not hasattr(arch, "import_from"):
+        return True
+    try:
+        return importlib.util.find_spec(str(arch.import_from).split(".")[0]) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _architecture(package: Package, arch, trust: bool):
     """The callable that builds the network (importing the package's file when trusted)."""
     if hasattr(arch, "import_from"):
         try:
             module = importlib.import_module(arch.import_from)
         except ImportError:
-            raise ValueError(f"The package's network comes from the Python package "
-                             f"{arch.import_from!r}, which is not installed.") from None
+            raise ValueError(f"The network of {package.path.name} comes from the Python "
+                             f"package {arch.import_from!r}, which is not installed, and the "
+                             "package has no torchscript or onnx weights to use instead.") from None
         return getattr(module, str(arch.callable))
     data = package.read_bytes(arch)
     name = file_name(arch)
