@@ -168,14 +168,42 @@ def run(args) -> int:
         )
     check_options(args)
     check_out(args)
+    check_package_options(args)
     with StopOnSignal() as stop:  # Ctrl-C / SIGTERM: save the model so far, say where
         try:
             summary = TRAINERS[args.task](args, stop)
         except Cancelled as exc:
             return stopped_run(args, stop, exc)
+    if args.export:
+        from cellsight.core.bmz.export import export_package
+
+        summary["package"] = str(export_package(args.out, args.export))
     print(json.dumps(summary, indent=2))
     print(f"Model written to {args.out}", file=sys.stderr)
+    if args.export:
+        print(f"Package written to {args.export}", file=sys.stderr)
     return 0
+
+
+def check_package_options(args) -> None:
+    """``--from PKG``: cellsight's own packages only; ``--export`` needs a fine-tuning."""
+    from cellsight.cli import CommandError
+    from cellsight.cli._outputs import check_distinct, check_output
+
+    if args.init:
+        from cellsight.cli._package import foreign_package
+
+        if foreign_package(args.init) is not None:
+            raise CommandError(f"--from {args.init} is a bioimage.io package from another "
+                               "tool; fine-tuning runs on packages cellsight exported (run "
+                               "the package with cellsight segment --model instead).")
+    if args.export:
+        if not (args.task == "instance" and args.init):
+            raise CommandError("--export writes the fine-tuned model as a package: it needs "
+                               "--task instance --from MODEL (use cellsight export otherwise).")
+        check_output(args.export, inputs=[*args.images, *args.labels, args.init],
+                     suffixes=(".zip",), what="model package", flag="--export")
+        check_distinct(("--out", args.out), ("--export", args.export))
 
 
 def register(sub) -> None:
@@ -208,11 +236,19 @@ def register(sub) -> None:
     p.add_argument(
         "--from",
         dest="init",
-        metavar="MODEL_DIR",
-        help="Start from this model (fine-tune; keeps its architecture); for --task "
-        "instance also a built-in model name: nuclei. Instance fine-tuning holds out part "
-        "of the labels and reports AP@0.5 before -> after; without --steps it uses the "
-        "short fine-tuning defaults (see docs/finetune.md).",
+        metavar="MODEL",
+        help="Start from this model (fine-tune; keeps its architecture): a model folder, a "
+        "bioimage.io package cellsight exported (.zip), or for --task instance a built-in "
+        "model name: nuclei. Instance fine-tuning holds out part of the labels and reports "
+        "AP@0.5 before -> after; without --steps it uses the short fine-tuning defaults "
+        "(see docs/finetune.md).",
+    )
+    p.add_argument(
+        "--export", metavar="PKG.zip",
+        help="--task instance with --from: also write the fine-tuned model as a new "
+        "bioimage.io package version; a --from package is recorded as its parent (name, "
+        "version, sha256 in config.cellsight.parent), with the steps, data and held-out "
+        "AP@0.5 before -> after.",
     )
     p.add_argument(
         "--resume",

@@ -244,6 +244,9 @@ def _card(ex: Exportable) -> str:
     from cellsight.models import model_card
 
     text = model_card(ex.name) or _generated_card(ex)
+    parent, tune = parent_record(ex.meta), fine_tune_record(ex.meta)
+    if parent:
+        text += f"\n\n## Fine-tuning\n\nThis version was {_fine_tune_text(parent, tune)}.\n"
     if not re.search("#.*[vV]alidation", text):  # the heading bioimage.io looks for
         metrics = ex.meta.get("metrics") or {}
         text += ("\n\n## Validation\n\nBest validation loss "
@@ -270,6 +273,42 @@ def _generated_card(ex: Exportable) -> str:
     return "\n".join(lines)
 
 
+def parent_record(meta: dict) -> dict | None:
+    """``config.cellsight.parent`` of a model fine-tuned from a package, else None."""
+    tune = meta.get("fine_tune") or {}
+    parent = tune.get("parent_package")
+    if not parent:
+        return None
+    return {"name": parent.get("name"), "version": parent.get("version"),
+            "id": parent.get("id"), "sha256": parent.get("sha256")}
+
+
+def fine_tune_record(meta: dict) -> dict | None:
+    """``config.cellsight.fine_tune``: steps, data, held-out before / after (or None)."""
+    tune = meta.get("fine_tune") or {}
+    if not tune.get("parent_package"):
+        return None
+    return {"steps": tune.get("steps_done"), "data": _training_text(meta) or "not recorded",
+            "held_out": tune.get("held_out"), "ap50_before": tune.get("ap50_before"),
+            "ap50_after": tune.get("ap50_after"), "kept": tune.get("kept")}
+
+
+def next_version(version: str | None) -> str:
+    """The version after a parent's: the last number + 1 (``1.0`` -> ``1.1``)."""
+    parts = str(version or "").split(".")
+    if parts and parts[-1].isdigit():
+        return ".".join([*parts[:-1], str(int(parts[-1]) + 1)])
+    return "1.1"
+
+
+def _fine_tune_text(parent: dict, tune: dict) -> str:
+    sha = (parent.get("sha256") or "?")[:12]
+    return (f"fine-tuned by cellsight from {parent.get('name')} {parent.get('version')} "
+            f"(package sha256 {sha}...) for {tune.get('steps')} steps on {tune.get('data')} "
+            f"AP@0.5 on held-out corrections ({tune.get('held_out')}): "
+            f"{tune.get('ap50_before')} -> {tune.get('ap50_after')}")
+
+
 def _usage(ex: Exportable) -> str:
     scale = ex.config.get("scale", 1.0)
     note = "" if scale == 1.0 else (
@@ -290,7 +329,7 @@ def export_package(
     test_image: np.ndarray | None = None,
     authors: list[str] | None = None,
     license: str = "BSD-3-Clause",
-    version: str = "1.0",
+    version: str | None = None,
     cellsight: dict[str, Any] | None = None,
 ) -> Path:
     """Write a model as a bioimage.io model package (format 0.5 zip).
@@ -310,7 +349,11 @@ def export_package(
         ``(C, *spatial)`` raw test input, sizes multiples of ``2**depth`` (default: a
         256-pixel crop of a bundled sample, or blobs).
     authors, license, version : optional
-        Description fields (licence as an SPDX id).
+        Description fields (licence as an SPDX id). The version defaults to ``1.0``, or
+        for a model fine-tuned from a package to the parent's version + 1, with the parent
+        (name, version, sha256) in ``config.cellsight.parent``, the fine-tuning (steps,
+        data, held-out AP before / after) in ``config.cellsight.fine_tune`` and both in
+        the version comment and the model card.
     cellsight : dict, optional
         Extra entries for the package's ``config.cellsight`` (e.g. ``parent``).
 
@@ -355,6 +398,11 @@ def export_package(
         (folder / META_ATTACHMENT).write_text(json.dumps(ex.meta, indent=1, default=str))
         extra = {"task": ex.task, "output": OUTPUTS[ex.task], "scale": ex.config.get("scale", 1.0),
                  "config_attachment": CONFIG_ATTACHMENT, "meta_attachment": META_ATTACHMENT}
+        parent, tune = parent_record(ex.meta), fine_tune_record(ex.meta)
+        if parent:
+            extra.update(parent=parent, fine_tune=tune,
+                         version_comment=_fine_tune_text(parent, tune))
+            version = version or next_version(parent.get("version"))
         extra.update(cellsight or {})
         parts = PackageParts(
             name=f"cellsight {ex.name}"[:128],
@@ -370,7 +418,7 @@ def export_package(
             license=license, training_data=_training_text(ex.meta),
             attachments={CONFIG_ATTACHMENT: folder / CONFIG_ATTACHMENT,
                          META_ATTACHMENT: folder / META_ATTACHMENT},
-            cellsight=extra, version=version, tags=_tags(ex),
+            cellsight=extra, version=version or "1.0", tags=_tags(ex),
             version_comment=str(extra.get("version_comment", "")),
         )
         return write_package(parts, out)

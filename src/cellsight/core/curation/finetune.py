@@ -143,6 +143,8 @@ def _load_base(base) -> tuple[InstanceModel, str]:
     if isinstance(base, InstanceModel):
         return base, str(base.meta.get("name", "model"))
     model = InstanceModel.load(base)
+    if "package" in model.meta:  # a bioimage.io package cellsight exported
+        return model, base_name(Path(base).name.removesuffix(".zip"))
     return model, version_parent(base)[1]
 
 
@@ -313,6 +315,9 @@ def _save(result: FineTuneResult, start: InstanceModel, name: str, config: FineT
             "ap50_after": round(result.after_ap, 4),
             "kept": result.kept,
             "train_seconds": result.seconds,
+            "steps_done": result.steps_done,
         },
     }
+    if start.meta.get("package"):  # started from a bioimage.io package: the parent
+        model.meta["fine_tune"]["parent_package"] = start.meta["package"]
     model.save(result.model_dir)
