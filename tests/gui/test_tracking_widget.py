@@ -3,6 +3,7 @@ import pytest
 from qtpy.QtCore import QElapsedTimer, QPoint, Qt, QTimer
 
 from cellsight.gui import tracking_widget as tw
+from cellsight.gui.lineage_view import tick_step
 from cellsight.plugin.samples import load_sample
 
 
@@ -134,3 +135,37 @@ def test_event_loop_keeps_running_while_tracking(make_napari_viewer, qtbot):
     assert job.state == "done" and "seg tracks" in viewer.layers
     assert len(gaps) > 20
     assert max(gaps[1:]) < 250, f"GUI blocked for {max(gaps[1:])} ms"
+
+
+def test_lineage_tree_has_track_colours_ids_time_axis_zoom_and_room(tracked, qtbot):
+    viewer, widget = tracked
+    tree = widget.lineage
+    tracks = viewer.layers["seg tracks"]
+    # every dot has its track's colour in the Tracks layer
+    data, colors = np.asarray(tracks.data), np.asarray(tracks.track_colors)
+    nt = widget.editor.result.node_track
+    for node, item in tree.dots.items():
+        row = int(np.flatnonzero(data[:, 0] == nt[node])[0])
+        got = item.brush().color()
+        assert abs(got.redF() - colors[row][0]) < 0.01 and abs(got.blueF() - colors[row][2]) < 0.01
+    # track ids at the start of each track, and a frame axis with labelled ticks
+    assert set(tree.labels) == set(int(t) for t in np.unique(data[:, 0]))
+    texts = {i.text() for i in tree.scene().items() if hasattr(i, "text")}
+    assert {"frame", "0", "3"} <= texts
+    # the wheel zooms (within bounds)
+    tree.zoom_by(2.0)
+    assert tree.zoom == 2.0 and abs(tree.transform().m11() - 2.0) < 1e-6
+    tree.zoom_by(1000)
+    assert tree.zoom == 20.0
+    # the tree dock takes a third of the window
+    window = viewer.window._qt_window
+    window.resize(1280, 800)
+    widget._size_tree_dock()
+    qtbot.wait(50)
+    assert widget._lineage_dock.height() >= 0.3 * window.height()
+
+
+def test_tick_step_keeps_labels_apart():
+    assert tick_step(1000) == 5  # 12 px per frame: a label every 60 px
+    assert tick_step(1000, x_step=1.0) == 50  # zoomed out scene: every 50 frames
+    assert tick_step(2, x_step=1.0) == 2  # never more than the movie

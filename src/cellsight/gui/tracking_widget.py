@@ -122,16 +122,38 @@ class TrackingWidget(JobMixin, QWidget):
             metadata={"cellsight_owned": True},
         )
         self.lineage.set_editor(self.editor)
+        self._color_tree()
         if self._lineage_dock is None and hasattr(self.viewer, "window"):
             self._lineage_dock = self.viewer.window.add_dock_widget(
                 self.lineage, name="Lineage tree", area="bottom"
             )
+            self._size_tree_dock()
         for button in self.buttons.values():
             button.setEnabled(True)
         self._update_undo_buttons()
         self.refresh_buttons()  # Export (the job's end may have been handled already)
         n_div = sum(1 for kids in result.children().values() if len(kids) == 2)
         self.status.setText(f"{result.n_tracks} tracks, {n_div} divisions.")
+
+    def _color_tree(self) -> None:
+        """Give the tree the Tracks layer's colours (one per track id)."""
+        layer = self.tracks_layer
+        if layer is None or not len(layer.data):
+            return
+        ids, first = np.unique(np.asarray(layer.data)[:, 0].astype(int), return_index=True)
+        colors = np.asarray(layer.track_colors)
+        self.lineage.set_track_colors({int(t): colors[i] for t, i in zip(ids, first,
+                                                                          strict=True)})
+
+    def _size_tree_dock(self) -> None:
+        """Give the lineage dock a third of the window's height."""
+        window = getattr(self.viewer.window, "_qt_window", None)
+        if window is None:
+            return
+        from qtpy.QtCore import Qt
+
+        window.resizeDocks([self._lineage_dock], [max(200, window.height() // 3)],
+                           Qt.Orientation.Vertical)
 
     # --- selection --------------------------------------------------------------
     def _on_click(self, layer, event):
@@ -235,6 +257,7 @@ class TrackingWidget(JobMixin, QWidget):
         self.tracks_layer.data = data
         self.tracks_layer.features = features
         self.tracks_layer.graph = graph
+        self._color_tree()
         if self.selection and self.editor.result.node_track[self.selection[-1]] > 0:
             self.select(self.selection.pop())
         self._update_undo_buttons()
