@@ -167,3 +167,14 @@ def test_edit_list_follows_painting_and_undo(setup, qtbot):
     layer.redo()
     qtbot.waitUntil(lambda: widget.edits_list.count() == 1, timeout=5_000)
     viewer.dims.set_current_step(0, 0)  # no history change: no refresh
+
+
+def test_every_button_has_a_tooltip_and_shortcuts_are_listed(setup):
+    from qtpy.QtWidgets import QLabel, QPushButton
+
+    _viewer, _layer, widget = setup
+    buttons = widget.findChildren(QPushButton)
+    assert len(buttons) >= 12
+    assert all(b.toolTip() for b in buttons), [b.text() for b in buttons if not b.toolTip()]
+    texts = " ".join(label.text() for label in widget.findChildren(QLabel))
+    assert "Alt+click" in texts and "Shift+click" in texts and "Enter" in texts

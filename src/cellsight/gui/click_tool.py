@@ -72,6 +72,8 @@ class ClickTool(QGroupBox):
             ("Next object (Enter)", self.commit),
             ("Follow to next frame", self.follow_next_frame),
         ], columns=2)
+        self.buttons["Next object (Enter)"].setToolTip(
+            "Finish the object being clicked; the next click starts a new label.")
         self.buttons["Follow to next frame"].setToolTip(
             "Time series: segment the same cell in the next frame from its current mask "
             "(same label), then show that frame.")

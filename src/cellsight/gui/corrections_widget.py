@@ -34,7 +34,18 @@ TOOLTIPS = {
     "Delete": "Delete the selected ids. " + FRAME_TIP,
     "Fill holes": "Fill holes in the selected ids (all objects if none). " + FRAME_TIP,
     "Relabel 1..N": "Renumber the objects 1..N. " + FRAME_TIP,
+    "Add selected label": "Add the layer's selected label (the paint colour) to the ids.",
+    "Add seed/line layers": "Add a 'split seeds' Points layer and a 'split line' Shapes layer "
+                            "for the two split tools.",
+    "Set as prediction": "Take the layer as it is now as the model's prediction: later changes "
+                         "count as corrections.",
+    "Refresh edits": "Recompute the list of edited regions now (it also follows painting and "
+                     "undo by itself).",
 }
+#: keyboard and mouse shortcuts, listed in the dock
+SHORTCUTS = ("Shortcuts: Alt+click an object = add its id; Ctrl+Z / Shift+Ctrl+Z = undo / "
+             "redo any edit. Click tool: click = object, Shift+click = not part of it, "
+             "Ctrl+drag = box, Enter = next object.")
 
 
 class CorrectionsWidget(QWidget):
@@ -88,6 +99,9 @@ class CorrectionsWidget(QWidget):
         layout.addWidget(QLabel("Edited regions (click to go there)"))
         layout.addWidget(self.edits_list)
         layout.addWidget(self.status)
+        shortcuts = QLabel(SHORTCUTS)
+        shortcuts.setWordWrap(True)
+        layout.addWidget(shortcuts)
         self.layer_box.changed.connect(self._watch_layer)
         self._watch_layer(self.layer_box.value)
 
