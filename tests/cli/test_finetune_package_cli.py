@@ -68,9 +68,30 @@ def test_fine_tune_a_package_and_export_a_new_version(data, tmp_path, capsys):
         assert (back.net.state_dict()[key] == value).all(), key
 
 
-def test_from_a_foreign_package_and_bad_export_are_one_line(data, tmp_path, capsys):
-    other = foreign_copy(data[2], tmp_path / "other.zip")
-    assert main(_args(data, tmp_path / "a", "--from", str(other))) == 2
-    assert "package from another tool" in capsys.readouterr().err
+def test_bad_export_is_one_line(data, tmp_path, capsys):
     assert main(_args(data, tmp_path / "b", "--export", str(tmp_path / "x.tar"))) == 2
     assert "--export" in capsys.readouterr().err
+
+
+def test_fine_tune_a_package_from_another_tool(data, tmp_path, capsys):
+    image, labels, pkg = data
+    other = foreign_copy(pkg, tmp_path / "other.zip", torchscript=False)
+    args = ["train", "--task", "instance", "--from", str(other), "--images", str(image),
+            "--labels", str(labels), *TINY]
+    assert main([*args, "--out", str(tmp_path / "new.zip")]) == 2  # code without --trust
+    err = capsys.readouterr().err
+    assert "cellsight_unet.py" in err and "sha256" in err and "--trust" in err
+    assert main([*args, "--out", str(tmp_path / "folder")]) == 2  # the result is a package
+    assert ".zip" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "new.zip"), "--trust", "--export",
+                 str(tmp_path / "y.zip")]) == 2
+    assert "--export does not apply" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "new.zip"), "--trust"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["metric"] == "AP@0.5" and summary["steps_done"] == 2
+    rdf = yaml.safe_load(zipfile.ZipFile(tmp_path / "new.zip").read("rdf.yaml"))
+    assert rdf["config"]["cellsight"]["parent"]["sha256"] == hashlib.sha256(
+        other.read_bytes()).hexdigest()
+    code = main(["train", "--task", "semantic", "--from", str(other), "--images", str(image),
+                 "--labels", str(labels), "--out", str(tmp_path / "s.zip"), "--trust"])
+    assert code == 2 and "use --task instance" in capsys.readouterr().err

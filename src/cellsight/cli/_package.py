@@ -48,13 +48,14 @@ def foreign_package(model: str):
     return None if package.cellsight.get("task") else package
 
 
-def check_trust_option(args) -> None:
+def check_trust_option(args, flag: str = "--model") -> None:
     """Refuse ``--trust`` where no package is given (it would change nothing)."""
     from cellsight.cli import CommandError
     from cellsight.io.bmz.read import is_package
 
-    if getattr(args, "trust", False) and not (args.model and is_package(args.model)):
-        raise CommandError("--trust applies to bioimage.io packages (--model PKG.zip or a "
+    model = args.init if flag == "--from" else args.model
+    if getattr(args, "trust", False) and not (model and is_package(model)):
+        raise CommandError(f"--trust applies to bioimage.io packages ({flag} PKG.zip or a "
                            "folder with rdf.yaml); leave it out.")
 
 
@@ -228,4 +229,59 @@ def denoise_package(args, package) -> int:
                 f"{args.out}")
     print(json.dumps(summary(args, model, result, shape=shape), indent=2))
     print(note, file=sys.stderr)
+    return 0
+
+
+#: ``cellsight train`` options a package fine-tuning does not use
+_TRAIN_UNUSED = ("annotated", "diameter", "resume", "zero_is_background", "scale", "n_classes",
+                 "depth", "base_channels", "overwrite", "export")
+
+
+def finetune_package_task(args, package) -> int:
+    """``cellsight train --from PKG --out NEW.zip`` for a package from another tool."""
+    import json
+
+    from cellsight.cli import CommandError
+    from cellsight.cli._instance import _finetune_config
+    from cellsight.cli._interrupt import StopOnSignal
+    from cellsight.cli._outputs import check_output
+    from cellsight.cli._progress import ProgressBars
+    from cellsight.core.bmz.finetune import fine_tune_package
+    from cellsight.core.bmz.run import output_kind
+    from cellsight.core.progress import Cancelled
+
+    kind = output_kind(package)
+    if kind not in ("semantic", "instance"):
+        raise CommandError(f"--from {args.init} outputs {WHAT[kind]}; cellsight fine-tunes "
+                           "packages whose output is class probabilities or foreground / "
+                           "boundary maps.")
+    if args.task != kind:
+        raise CommandError(f"--from {args.init} outputs {WHAT[kind]} ({kind}): use --task "
+                           f"{kind}.")
+    for name in _TRAIN_UNUSED:
+        if getattr(args, name, None) not in (None, False):
+            raise CommandError(f"{flag_of(name)} does not apply to fine-tuning a package from "
+                               "another tool; leave it out.")
+    config = _finetune_config(args)
+    check_output(args.out, inputs=[*args.images, *args.labels, args.init], suffixes=(".zip",),
+                 what="the fine-tuned package (a new version of --from)")
+    from cellsight.cli._arrays import read_any
+
+    with StopOnSignal() as stop, ProgressBars("fine-tune") as progress:
+        try:
+            result = fine_tune_package(
+                [read_any(p).data for p in args.images], [read_any(p).data for p in args.labels],
+                config, package=args.init, trust=bool(args.trust), out=args.out,
+                progress=stop.watch(progress), should_stop=stop)
+        except Cancelled as exc:
+            progress.close()
+            print(f"cellsight: {exc}", file=sys.stderr)
+            return stop.exit_code
+    print(json.dumps({"package": str(result.package), "task": kind, "from": str(args.init),
+                      "steps_done": result.steps_done, "train_seconds": result.seconds,
+                      "held_out": result.held_out, "metric": result.metric,
+                      "before": round(result.before, 4), "after": round(result.after, 4),
+                      "better": result.after >= result.before, "message": result.message},
+                     indent=2))
+    print(result.message, file=sys.stderr)
     return 0

@@ -166,6 +166,12 @@ def run(args) -> int:
             f"Give one --labels file per --images file ({len(args.images)} images, "
             f"{len(args.labels)} labels)."
         )
+    from cellsight.cli._package import check_trust_option, finetune_package_task, foreign_package
+
+    check_trust_option(args, "--from")
+    package = foreign_package(args.init) if args.init else None
+    if package is not None:  # a bioimage.io package from another tool: a new package
+        return finetune_package_task(args, package)
     check_options(args)
     check_out(args)
     check_package_options(args)
@@ -190,13 +196,6 @@ def check_package_options(args) -> None:
     from cellsight.cli import CommandError
     from cellsight.cli._outputs import check_distinct, check_output
 
-    if args.init:
-        from cellsight.cli._package import foreign_package
-
-        if foreign_package(args.init) is not None:
-            raise CommandError(f"--from {args.init} is a bioimage.io package from another "
-                               "tool; fine-tuning runs on packages cellsight exported (run "
-                               "the package with cellsight segment --model instead).")
     if args.export:
         if not (args.task == "instance" and args.init):
             raise CommandError("--export writes the fine-tuned model as a package: it needs "
@@ -242,6 +241,12 @@ def register(sub) -> None:
         "model name: nuclei. Instance fine-tuning holds out part of the labels and reports "
         "AP@0.5 before -> after; without --steps it uses the short fine-tuning defaults "
         "(see docs/finetune.md).",
+    )
+    p.add_argument(
+        "--trust", action="store_true",
+        help="--from a bioimage.io package from another tool: allow its architecture file "
+        "(Python code) to run (state-dict weights). Such a package is fine-tuned on its own "
+        "network and --out names the new package version (.zip).",
     )
     p.add_argument(
         "--export", metavar="PKG.zip",
