@@ -11,7 +11,22 @@ def test_samples_open_with_proper_names(make_napari_viewer):
     assert [layer.name for layer in viewer.layers] == ["DSB2018 nuclei", "DSB2018 nuclei masks"]
     assert viewer.layers["DSB2018 nuclei masks"].__class__.__name__ == "Labels"
     viewer.open_sample("cellsight", "hela_timelapse")
-    assert viewer.layers["HeLa nuclei time-lapse"].data.shape == (20, 256, 256)
+    hela = viewer.layers["HeLa nuclei time-lapse"]
+    assert hela.data.shape == (20, 256, 256)
+    assert tuple(hela.axis_labels) == ("t", "y", "x")
+    assert str(hela.units[-1]) == "micrometer" and hela.scale[-1] == 0.645
+
+
+def test_micrometres_from_an_ome_tiff_reach_the_viewer(make_napari_viewer, tmp_path):
+    import tifffile
+
+    path = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(path, np.zeros((20, 30), np.uint16), ome=True,
+                     metadata={"axes": "YX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65})
+    viewer = make_napari_viewer()
+    layer = viewer.open(str(path), plugin="cellsight")[0]
+    np.testing.assert_allclose(layer.scale, (0.65, 0.65))
+    assert [str(u) for u in layer.units] == ["micrometer", "micrometer"]
 
 
 def test_reader_opens_tiff_with_scale(make_napari_viewer, tmp_path):

@@ -97,3 +97,25 @@ def test_ome_zarr_writers_roundtrip(tmp_path):
     out = write_ome_zarr_labels_layer(str(tmp_path / "l.ome.zarr"), [data > 0.5, data[:, ::2]],
                                       {"scale": (1, 1, 1)})
     assert read_ome_zarr(out[0]).kind == "labels"
+
+
+def test_tiff_units_and_axis_names_reach_the_layer(tmp_path):
+    import tifffile
+
+    from cellsight.plugin.hooks import read_tiffs
+
+    ome = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(ome, np.zeros((3, 20, 30), np.uint16), ome=True,
+                     metadata={"axes": "ZYX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.65,
+                               "PhysicalSizeZ": 2.0})
+    meta = read_tiffs(str(ome))[0][1]
+    assert meta["scale"] == [2.0, 0.65, 0.65] and meta["axis_labels"] == ["z", "y", "x"]
+    assert meta["units"] == ["micrometer"] * 3
+    imagej = tmp_path / "ij.tif"
+    tifffile.imwrite(imagej, np.zeros((20, 30), np.uint8), imagej=True,
+                     resolution=(2.0, 2.0), metadata={"unit": "micron"})
+    meta = read_tiffs(str(imagej))[0][1]
+    assert meta["scale"] == [0.5, 0.5] and meta["units"] == ["micrometer"] * 2
+    plain = tmp_path / "plain.tif"
+    tifffile.imwrite(plain, np.zeros((20, 30), np.uint8))
+    assert read_tiffs(str(plain))[0][1]["units"] == ["pixel", "pixel"]

@@ -18,6 +18,10 @@ def test_sample_functions_return_layer_data():
     assert len(np.unique(mask)) - 1 == 125
     (movie, meta, kind), = samples.hela_timelapse()
     assert movie.shape == (20, 256, 256) and kind == "image"
+    # the HeLa crop carries its axes and real pixel size (CTC Fluo-N2DL-HeLa: 0.645 um)
+    assert meta["metadata"]["axes"] == "TYX" and meta["axis_labels"] == ["t", "y", "x"]
+    assert meta["scale"] == [1.0, 0.645, 0.645]
+    assert meta["units"] == ["pixel", "micrometer", "micrometer"]
     (noisy, meta, kind), = samples.w2s_noisy()
     assert noisy.dtype == np.uint8
 

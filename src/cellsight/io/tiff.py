@@ -89,6 +89,44 @@ def _resolution_scale(page) -> dict[str, float]:
     return out
 
 
+def _read_units(tif, axes: str, scale: tuple[float, ...]) -> dict[str, str]:
+    """Physical unit per axis letter where the file says (OME-XML, ImageJ), NGFF names."""
+    from cellsight.io.omezarr import normalise_unit
+
+    units: dict[str, str] = {}
+    try:
+        if tif.is_ome:
+            ome = tifffile_xml(tif)
+            image = ome.get("Image", {})
+            image = image[0] if isinstance(image, list) else image
+            pixels = image.get("Pixels", {})
+            for ax in "ZYX":
+                if pixels.get(f"PhysicalSize{ax}"):
+                    units[ax] = normalise_unit(pixels.get(f"PhysicalSize{ax}Unit") or "µm")
+            if pixels.get("TimeIncrement"):
+                units["T"] = normalise_unit(pixels.get("TimeIncrementUnit") or "s")
+        elif tif.is_imagej:
+            unit = (tif.imagej_metadata or {}).get("unit")
+            if unit and unit.lower() not in ("pixel", "pixels", ""):
+                unit = unit.replace("\\u00B5", "µ")
+                for ax, s in zip(axes, scale, strict=True):
+                    if ax in "ZYX" and s != 1.0:
+                        units[ax] = normalise_unit(unit)
+    except Exception:  # malformed metadata: no units (pixels)
+        return {}
+    return units
+
+
+def tifffile_xml(tif) -> dict:
+    """The OME-XML of an open TIFF as a dict (``{}`` when malformed)."""
+    import tifffile
+
+    try:
+        return tifffile.xml2dict(tif.ome_metadata)["OME"]
+    except Exception:
+        return {}
+
+
 def _read_scale(tif, axes: str) -> tuple[float, ...]:
     found: dict[str, float] = {}
     if tif.is_ome:
@@ -175,6 +213,7 @@ def read_image(path: str | os.PathLike, series: int | None = None) -> ImageData:
             data = chosen.asarray()
             axes = _normalise_axes(chosen.axes, data.ndim)
             scale = _read_scale(tif, axes)
+            units = _read_units(tif, axes, scale)
     except ImageReadError:
         raise
     except tifffile.TiffFileError as exc:
@@ -186,7 +225,10 @@ def read_image(path: str | os.PathLike, series: int | None = None) -> ImageData:
                              f"({_one_line(exc)}).") from exc
     if data.size == 0:
         raise ImageReadError(f"Cannot read {path}: the image is empty (shape {data.shape}).")
-    return ImageData(data=data, axes=axes, scale=scale, metadata={"path": str(path)})
+    meta = {"path": str(path)}
+    if units:
+        meta["units"] = units
+    return ImageData(data=data, axes=axes, scale=scale, metadata=meta)
 
 
 def series_count(path: str | os.PathLike) -> int:

@@ -56,7 +56,16 @@ def _layer_for(path: Path, series: int | None = None) -> tuple:
         meta["rgb"] = True
         scale.pop()
     meta["scale"] = scale
+    shown = meta["metadata"]["axes"].replace("S", "")
+    if len(shown) == len(scale):
+        meta.update(layer_units(shown, img.metadata.get("units", {})))
     return (img.data, meta, kind)
+
+
+def layer_units(axes: str, units: dict[str, str]) -> dict[str, list[str]]:
+    """napari ``axis_labels`` and ``units`` for a layer with ``axes`` (``pixel`` if unknown)."""
+    return {"axis_labels": [a.lower() for a in axes],
+            "units": [units.get(a, "pixel") for a in axes]}
 
 
 def read_tiffs(path: str | list[str]) -> list[tuple]:

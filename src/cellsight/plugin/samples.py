@@ -20,7 +20,13 @@ class Sample:
     sha256: str
     layer_name: str
     layer_type: str  # "image" or "labels"
+    axes: str = "YX"
+    #: pixel size in micrometres where the source documents it (None: unknown, pixels)
+    pixel_size: float | None = None
 
+
+#: Fluo-N2DL-HeLa pixel size (Cell Tracking Challenge dataset description), micrometres
+HELA_PIXEL_UM = 0.645
 
 SAMPLES: dict[str, Sample] = {
     "nuclei_2d": Sample(
@@ -40,12 +46,16 @@ SAMPLES: dict[str, Sample] = {
         "b4cea96f038404baa3dc1c562a853a0b81acb31a1bc6082c70d0800f523cfee1",
         "HeLa nuclei time-lapse",
         "image",
+        "TYX",
+        HELA_PIXEL_UM,
     ),
     "hela_timelapse_errseg": Sample(
         "hela_timelapse_errseg.tif",
         "2f37116a5306560bccc774cbb225e09ba173cdfc5c4c9f2f339a6b3607dcd08d",
         "HeLa imperfect segmentation",
         "labels",
+        "TYX",
+        HELA_PIXEL_UM,
     ),
     "w2s_noisy": Sample(
         "w2s_noisy.tif",
@@ -102,7 +112,15 @@ def load_sample(key: str) -> np.ndarray:
 
 def _layer(key: str) -> list[tuple]:
     sample = SAMPLES[key]
-    meta = {"name": sample.layer_name}
+    spatial = [a in "ZYX" for a in sample.axes]
+    size = sample.pixel_size
+    meta = {
+        "name": sample.layer_name,
+        "metadata": {"axes": sample.axes},
+        "axis_labels": [a.lower() for a in sample.axes],
+        "scale": [size if (size and sp) else 1.0 for sp in spatial],
+        "units": ["micrometer" if (size and sp) else "pixel" for sp in spatial],
+    }
     if sample.layer_type == "image":
         meta["colormap"] = "gray"
     return [(load_sample(key), meta, sample.layer_type)]
