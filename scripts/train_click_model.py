@@ -57,6 +57,7 @@ from cellsight.core.curation.clicks import (  # noqa: E402
     simulate_annotator,
 )
 from cellsight.core.nn.device import select_device  # noqa: E402
+from cellsight.io.model_folder import load_model_folder  # noqa: E402
 from cellsight.io.tiff import read_image  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -375,6 +376,8 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, default=None,
+                        help="continue from this click-model folder (its weights)")
     args = parser.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -397,9 +400,23 @@ def main(argv=None) -> int:
 
     device = select_device(args.device)
     net = new_click_network(cfg).to(device)
+    previous = {}
+    if args.init is not None:
+        init = load_model_folder(args.init, task="clicks")
+        net.load_state_dict(init.state_dict)
+        previous = init.meta.get("training", {})
+        print(f"continuing from {args.init} ({previous.get('steps')} steps)", flush=True)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     budget = args.minutes * 60
     history, best = [], None
+    if args.init is not None:  # the starting model competes too: never end worse
+        net.eval()
+        res = score(ClickModel(net, cfg, device), tune)
+        net.train()
+        res.update(step=0, seconds=0)
+        history.append(res)
+        best = (res, {k: v.detach().cpu().clone() for k, v in net.state_dict().items()})
+        print("tune", json.dumps(res), flush=True)
     start = time.time()
     step = 0
     while step < args.steps and time.time() - start < budget:
@@ -434,7 +451,12 @@ def main(argv=None) -> int:
     meta = {
         "description": "Click to segment: click inside an object -> its mask; more clicks "
                        "(positive / negative) refine it.",
-        "training": {"steps": step, "seconds": round(time.time() - start), "batch": args.batch,
+        "training": {"steps": step + int(previous.get("steps", 0)),
+                     "seconds": round(time.time() - start) + int(previous.get("seconds", 0)),
+                     "runs": [*previous.get("runs", []),
+                              {"init": str(args.init) if args.init else None, "steps": step,
+                               "minutes": args.minutes, "lr": args.lr}],
+                     "batch": args.batch,
                      "lr": args.lr, "device": str(device), "seed": args.seed,
                      "best_step": res["step"], "tune": res, "history": history},
         "training_data": {"sets": {k: {"frames": c[0], "objects": c[1]}
