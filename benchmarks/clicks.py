@@ -10,7 +10,9 @@ Held-out data only (see scripts/train_click_model.py and benchmarks/splits/click
 
 * nuclei: DSB2018 stage-1 ``val`` split (50 images), up to ``--per-image`` objects each;
 * cells: ISBI 2012 EM slices 15-19, cells = connected parts of the interior class;
-* GOWT1 01 test frames t021 t031 t033 t039 (1024 x 1024, full images: the latency figures).
+* GOWT1 01 test frames t021 t031 t033 t039 (1024 x 1024, full images: the latency figures);
+* 3D: BBBC050 stacks t401 and t501, one click on each nucleus's largest slice, followed
+  through the stack: 3D IoU and slices found / true slices.
 
 Side by side, on the same objects and clicks protocol:
 
@@ -177,6 +179,34 @@ def datasets(per_image: int, seed: int, quick: bool, mcfg):
             "nuclei 1024x1024 (GOWT1 test frames)": gowt1}
 
 
+def follow_3d(config: ClickConfig, model, quick: bool) -> dict:
+    """One click on each BBBC050 nucleus (held-out stacks), followed through the slices."""
+    stems = json.loads((ROOT / "benchmarks/splits/clicks.json").read_text())["bbbc050_val"]
+    ious, extent, seconds = [], [], []
+    for stem in stems[: 1 if quick else None]:
+        stack = read_image(DATA / "nuclei3d/bbbc050/images" / f"{stem}.tif").data
+        labels = read_image(DATA / "nuclei3d/bbbc050/labels" / f"{stem}.tif").data
+        norm = cl.normalize_image(stack, model.config)
+        for r in regionprops(labels)[: 4 if quick else None]:
+            truth = labels == r.label
+            z = int(np.argmax(truth.sum(axis=(1, 2))))
+            click = cl.next_click(np.zeros_like(truth[z]), truth[z])
+            t0 = time.perf_counter()
+            session = cl.ClickSession(norm[z], config, model, normalized=True)
+            session.add(click)
+            mask = cl.follow_stack(norm, z, session.mask, config, model, normalized=True)
+            seconds.append(time.perf_counter() - t0)
+            ious.append(cl.iou(mask, truth))
+            got = np.flatnonzero(mask.any(axis=(1, 2)))
+            want = np.flatnonzero(truth.any(axis=(1, 2)))
+            extent.append((len(got), len(want)))
+    got, want = np.asarray(extent).T
+    return {"objects": len(ious), "iou3d_after_one_click": round(float(np.mean(ious)), 4),
+            "iou3d_median": round(float(np.median(ious)), 4),
+            "slices_found_over_true": round(float(np.sum(got) / np.sum(want)), 3),
+            "seconds_per_object_p50": round(float(np.median(seconds)), 2)}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/clicks.json")
@@ -218,6 +248,9 @@ def main(argv=None) -> int:
         res["best_classical"] = best
         results["sets"][name] = res
         print(json.dumps(res, indent=1), flush=True)
+    results["sets"]["3D nuclei, one click + follow (BBBC050 t401, t501)"] = follow_3d(
+        config, model, args.quick)
+    print(json.dumps(results["sets"]["3D nuclei, one click + follow (BBBC050 t401, t501)"]))
     results["command"] = "nice -n 5 .venv/bin/python benchmarks/clicks.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     args.out.parent.mkdir(parents=True, exist_ok=True)
