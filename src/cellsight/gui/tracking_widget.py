@@ -110,16 +110,18 @@ class TrackingWidget(JobMixin, QWidget):
         name, labels = self._source
         self.editor = TrackEditor(result, labels)
         self.editor.listeners.append(self._on_edit)
-        scale = self.viewer.layers[name].scale if name in self.viewer.layers else None
+        source = self.viewer.layers[name] if name in self.viewer.layers else None
+        scale = source.scale if source is not None else None
+        units = {"units": source.units} if source is not None else {}  # microns stay microns
         self.labels_layer = self.viewer.add_labels(
             result.labels, name=f"{name} tracked", scale=scale,
-            metadata={"cellsight_owned": True},
+            metadata={"cellsight_owned": True}, **units,
         )
         self.labels_layer.mouse_drag_callbacks.append(self._on_click)
         data, graph, features = self.editor.napari_tracks()
         self.tracks_layer = self.viewer.add_tracks(
             data, graph=graph, features=features, name=f"{name} tracks", scale=scale,
-            metadata={"cellsight_owned": True},
+            metadata={"cellsight_owned": True}, **units,
         )
         self.lineage.set_editor(self.editor)
         self._color_tree()
@@ -152,8 +154,9 @@ class TrackingWidget(JobMixin, QWidget):
             return
         from qtpy.QtCore import Qt
 
-        window.resizeDocks([self._lineage_dock], [max(200, window.height() // 3)],
-                           Qt.Orientation.Vertical)
+        dock = getattr(self._lineage_dock, "__wrapped__", self._lineage_dock)  # napari proxy
+        window = getattr(window, "__wrapped__", window)
+        window.resizeDocks([dock], [max(200, window.height() // 3)], Qt.Orientation.Vertical)
 
     # --- selection --------------------------------------------------------------
     def _on_click(self, layer, event):
