@@ -216,7 +216,8 @@ def test_model_chooser_builtins_folders_and_pickers(qtbot, tmp_path):
     assert model_ndim("nuclei") == 2 and model_ndim(str(tmp_path / "missing")) == 2
     trained = ModelChooser(builtins={}, none_text="model trained here")
     qtbot.addWidget(trained)
-    assert trained.source() == "" and trained.count() == 2
+    # none_text + the default pickers: a folder…, a bioimage.io package (.zip)…
+    assert trained.source() == "" and trained.count() == 3
 
 
 def test_config_form_reads_bounds_labels_and_options(qtbot):

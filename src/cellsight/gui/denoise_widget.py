@@ -117,7 +117,14 @@ def train_and_denoise_job(image, config, predict, keep_aside=None, *, progress, 
 
 def apply_job(image, model, predict, progress, should_stop):
     """Worker thread: denoise ``image`` with ``model``; a stop keeps the model."""
+    from cellsight.core.bmz.run import PackageModel, predict_package
+
     try:
+        if isinstance(model, PackageModel):  # a bioimage.io package from another tool
+            result = predict_package(model, load(image), axes=predict.axes or None,
+                                     device=predict.device, progress=progress,
+                                     should_stop=should_stop)
+            return result.image if result.image is not None else result.output
         return denoise(model, load(image), predict, progress=progress, should_stop=should_stop)
     except Cancelled as exc:
         raise Cancelled("Denoising stopped; the model is kept.", partial=model) from exc
@@ -147,9 +154,10 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         self.model_box.chosen.connect(self._load_chosen)
         grid, buttons = button_grid([
             ("Train && denoise", self.start), ("Apply model", self.start_apply),
-            ("Save model…", self._ask_save),
+            ("Save model…", self._ask_save), ("Export package…", self._ask_export),
         ])
-        self.train_button, self.apply_button, self.save_button = buttons.values()
+        self.train_button, self.apply_button, self.save_button, self.export_button = (
+            buttons.values())
         self.plot = LossPlot()
         layout = QVBoxLayout(self)
         layout.addLayout(form(("Image", self.image_box), ("Axes", self.axes_box),
@@ -172,8 +180,12 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
 
     def update_buttons(self, running: bool) -> None:
         """Apply and Save need a model."""
-        for button in (self.apply_button, self.save_button):
-            button.setEnabled(not running and self.model is not None)
+        from cellsight.core.bmz.run import PackageModel
+
+        self.apply_button.setEnabled(not running and self.model is not None)
+        own = self.model is not None and not isinstance(self.model, PackageModel)
+        for button in (self.save_button, self.export_button):
+            button.setEnabled(not running and own)
 
     # --- jobs -------------------------------------------------------------------------
     def predict_config(self) -> DenoisePredictConfig:
@@ -253,6 +265,10 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
             return None
         image, predict = read
         if isinstance(image, str):
+            if not hasattr(self.model, "save"):
+                show_error("Packages from other tools run on layers that fit in memory; "
+                           "check Visible region only.")
+                return None
             return self._start_blockwise(self._source)
         return self._launch(
             apply_job, image, self.model, predict,
@@ -333,6 +349,11 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         name += " (visible region)" if self._origin is not None else ""
         self.viewer.add_image(denoised, name=name, metadata={"cellsight_owned": True},
                               **self._placement())
+        if self.model is not None and not hasattr(self.model, "save"):
+            self.status.setText(f"Denoised image added as {name!r} (package "
+                                f"{self.model.package.descr.name}).")
+            self.refresh_buttons()
+            return
         steps = self.model.meta.get("steps_done", "?") if self.model else "?"
         self.status.setText(f"Denoised image added as {name!r} (model: {steps} steps).")
         self.refresh_buttons()
@@ -361,7 +382,24 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
 
     # --- model files ---------------------------------------------------------------
     def load_model(self, folder) -> None:
-        """Load an N2V model folder and make it the current model."""
+        """Load an N2V model folder or a package and make it the current model.
+
+        A package from another tool whose network is Python code runs only if the user
+        allows it (a dialog naming the file and its sha256); No loads nothing.
+        """
+        from cellsight.gui.toolkit.models import foreign_package, load_package_asking
+
+        if foreign_package(folder):
+            model = load_package_asking(self, folder, ("image", "raw"))
+            if model is None:
+                self.status.setText(f"{folder} not loaded: its code was not allowed to run.")
+                return
+            self.model = model
+            self.model_box.set_source(folder)
+            self.status.setText(f"Loaded the package {model.package.descr.name} "
+                                f"({model.weights} weights); Apply model denoises with it.")
+            self.refresh_buttons()
+            return
         self.model = N2VModel.load(folder)
         self.model_box.set_source(folder)
         self.status.setText(f"Loaded N2V model from {folder}.")

@@ -17,8 +17,14 @@ from qtpy.QtWidgets import QLabel, QListWidget, QVBoxLayout, QWidget
 
 from cellsight.config.finetune import FineTuneConfig
 from cellsight.config.instances import InstancePredictConfig
-from cellsight.core.curation.finetune import fine_tune, model_versions, version_parent
+from cellsight.core.curation.finetune import (
+    base_name,
+    fine_tune,
+    model_versions,
+    version_parent,
+)
 from cellsight.gui.review_panel import ReviewPanel
+from cellsight.gui.toolkit.models import foreign_package, load_package_asking, start_export
 from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
@@ -42,6 +48,24 @@ def finetune_job(image, labels, source, config, prediction, diameter, out_parent
                      out_parent=out_parent, progress=progress, should_stop=should_stop)
 
 
+def package_finetune_job(image, labels, source, config, trust, out, progress, should_stop):
+    """Worker: fine-tune a bioimage.io package from another tool; write a new version."""
+    from cellsight.core.bmz.finetune import fine_tune_package
+
+    return fine_tune_package(image, labels, config, package=source, trust=trust, out=out,
+                             progress=progress, should_stop=should_stop)
+
+
+def next_package_version(source) -> Path:
+    """The first free ``<stem>-ftNNN.zip`` beside a package."""
+    path = Path(source)
+    stem = base_name(path.name[:-4] if path.name.lower().endswith(".zip") else path.name)
+    n = 1
+    while (out := path.parent / f"{stem}-ft{n:03d}.zip").exists():
+        n += 1
+    return out
+
+
 class FineTuneWidget(JobMixin, QWidget):
     """Fine-tune the segmentation model on corrected labels; review uncertain objects."""
 
@@ -63,9 +87,10 @@ class FineTuneWidget(JobMixin, QWidget):
         self.diameter_form = ConfigForm(InstancePredictConfig(), ("diameter",),
                                         {"diameter": {"suffix": " px"}})
         self.form = ConfigForm(FineTuneConfig(), FORM_FIELDS)
-        grid, buttons = button_grid([("Fine-tune", self.start_fine_tune)], columns=2)
-        self.tune_button = buttons["Fine-tune"]
-        grid.addWidget(self.stop_button, 0, 1)
+        grid, buttons = button_grid([("Fine-tune", self.start_fine_tune),
+                                     ("Export package…", self.start_export)], columns=2)
+        self.tune_button, self.export_button = buttons["Fine-tune"], buttons["Export package…"]
+        grid.addWidget(self.stop_button, 1, 0)
         self.versions = QListWidget()
         self.versions.setToolTip("Fine-tuned versions; double-click one to make it active.")
         self.versions.itemDoubleClicked.connect(self._version_chosen)
@@ -78,7 +103,7 @@ class FineTuneWidget(JobMixin, QWidget):
         for part in (self.progress_bar, self.status, QLabel("Model versions"), self.versions,
                      QLabel("Review: uncertain objects first"), self.review):
             layout.addWidget(part)
-        self.busy_disables(self.tune_button, self.model_box, self.versions)
+        self.busy_disables(self.tune_button, self.export_button, self.model_box, self.versions)
 
     def diameter(self) -> float:
         """Nucleus diameter used when predicting; fine-tuning runs at the same scale."""
@@ -125,6 +150,8 @@ class FineTuneWidget(JobMixin, QWidget):
         except ValueError as exc:
             show_error(f"Fine-tune: {exc}")
             return None
+        if foreign_package(self.model_source()):
+            return self._start_package(image, np.asarray(layer.data).copy(), config)
         prediction = layer.metadata.get(PREDICTION_KEY)
         if prediction is not None and np.shape(prediction) != layer.data.shape:
             prediction = None
@@ -136,6 +163,49 @@ class FineTuneWidget(JobMixin, QWidget):
             on_progress=self._on_progress, on_result=self._tuned,
             on_cancelled=lambda _: self.status.setText("Stopped; the model is unchanged."),
         )
+
+    def _start_package(self, image, labels, config):
+        """Fine-tune a package from another tool (asks before its code runs)."""
+        source = self.model_source()
+        try:
+            model = load_package_asking(self, source, ("semantic", "instance"))
+        except ValueError as exc:
+            show_error(f"Fine-tune: {exc}")
+            return None
+        if model is None:
+            self.status.setText(f"{source} not loaded: its code was not allowed to run.")
+            return None
+        out = next_package_version(source)
+        return self.run_job(
+            package_finetune_job, image, labels, source, config,
+            model.weights == "pytorch_state_dict", out,
+            name="Fine-tune package", status=f"Fine-tuning the package into {out.name} …",
+            total=config.steps, on_progress=self._on_progress, on_result=self._package_tuned,
+            on_cancelled=lambda _: self.status.setText("Stopped; nothing was written."),
+        )
+
+    def _package_tuned(self, result) -> None:
+        self.result = result
+        self.status.setText(f"{result.message}. Held out: {result.held_out}.")
+        if result.after >= result.before and result.package is not None:
+            self.set_model_folder(result.package)
+
+    def start_export(self):
+        """Write the last fine-tuned model (else the active one) as a bioimage.io package."""
+        from cellsight.core.segmentation.instance_model import InstanceModel
+
+        model = getattr(self.result, "model", None)
+        if model is None:
+            source = self.model_source()
+            if foreign_package(source):
+                show_error(f"{source} is already a bioimage.io package (from another tool).")
+                return None
+            try:
+                model = InstanceModel.load(source or "nuclei")
+            except (OSError, ValueError) as exc:
+                show_error(f"Cannot load model: {exc}")
+                return None
+        return start_export(self, model)
 
     def review_inputs(self):
         """(model source, image layer, labels layer, predict config) for the review list."""

@@ -25,6 +25,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from cellsight.config.instances import InstancePostConfig, InstancePredictConfig
+from cellsight.core.bmz.run import PackageModel
 from cellsight.core.blocks.instances import segment_instances_blockwise
 from cellsight.core.segmentation.instance_model import (
     InstanceModel,
@@ -62,6 +63,7 @@ from cellsight.gui.toolkit import (
     layer_mode,
     model_ndim,
 )
+from cellsight.gui.toolkit.models import foreign_package, load_package_asking, start_export
 from cellsight.gui.workers import start_job
 
 PREDICT_FIELDS = ("mode", "diameter", "estimate_diameter", "test_time_augmentation", "device")
@@ -85,7 +87,14 @@ def load_model(source: str) -> InstanceModel:
 
 def predict_job(model, source, image, config, progress, should_stop):
     """Worker: load the model if needed, then predict the maps."""
+    from cellsight.core.bmz.run import PackageModel, predict_package_maps
+
     model = model if model is not None else load_model(source)
+    if isinstance(model, PackageModel):  # a bioimage.io package from another tool
+        axes = {"2d": "YX", "3d": "ZYX", "t": None}.get(config.mode)
+        maps = predict_package_maps(model, load(image), axes=axes, device=config.device,
+                                    progress=progress, should_stop=should_stop)
+        return model, maps
     maps = predict_instance_maps(model, load(image), config, progress, should_stop)
     return model, maps
 
@@ -137,9 +146,10 @@ class InstanceWidget(JobMixin, QWidget):
         self.predict_form = ConfigForm(InstancePredictConfig(), PREDICT_FIELDS, FORM_OPTIONS)
         self.post_form = ConfigForm(InstancePostConfig(), POST_FIELDS, FORM_OPTIONS)
         self.post_form.changed.connect(self._post_changed)
-        grid, buttons = button_grid([("Predict", self.start_predict)], columns=2)
-        self.predict_button = buttons["Predict"]
-        grid.addWidget(self.stop_button, 0, 1)
+        grid, buttons = button_grid([("Predict", self.start_predict),
+                                     ("Export package…", self.start_export)], columns=2)
+        self.predict_button, self.export_button = buttons["Predict"], buttons["Export package…"]
+        grid.addWidget(self.stop_button, 1, 0)
         layout = QVBoxLayout(self)
         layout.addLayout(form(("Model", self.model_box), ("Image", self.image_box)))
         layout.addLayout(self.predict_form)
@@ -150,7 +160,7 @@ class InstanceWidget(JobMixin, QWidget):
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
-        self.busy_disables(self.predict_button)
+        self.busy_disables(self.predict_button, self.export_button)
         self._guess_mode()
 
     def _guess_mode(self, *args) -> None:
@@ -171,6 +181,21 @@ class InstanceWidget(JobMixin, QWidget):
         """Use the instance model in ``folder`` (loaded at the next Predict)."""
         self.model_box.set_source(folder)
         self._guess_mode()
+
+    def start_export(self):
+        """Ask for a file and write the chosen model as a bioimage.io package (worker)."""
+        source = self.model_source()
+        model = self.model if self.model is not None and source == self._loaded_from else None
+        if model is None and source:
+            if foreign_package(source):
+                show_error(f"{source} is already a bioimage.io package (from another tool).")
+                return None
+            try:
+                model = load_model(source)
+            except (OSError, ValueError) as exc:
+                show_error(f"Cannot load model: {exc}")
+                return None
+        return start_export(self, model)
 
     # --- configuration -------------------------------------------------------------
     def predict_config(self) -> InstancePredictConfig:
@@ -201,6 +226,19 @@ class InstanceWidget(JobMixin, QWidget):
             show_error(f"Invalid parameters: {exc}")
             return None
         model = self.model if source == self._loaded_from else None
+        if model is None and foreign_package(source):  # asks before its code runs
+            try:
+                model = load_package_asking(self, source, ("instance",))
+            except ValueError as exc:
+                show_error(f"Cannot load model: {exc}")
+                return None
+            if model is None:
+                self.status.setText(f"{source} not loaded: its code was not allowed to run.")
+                return None
+        if isinstance(model, PackageModel) and crop is None and is_big(layer):
+            show_error("Packages from other tools run on layers that fit in memory; check "
+                       "Visible region only.")
+            return None
         self._target = layer
         self._requested = source
         self._origin = crop.origin if crop is not None else None
@@ -249,7 +287,8 @@ class InstanceWidget(JobMixin, QWidget):
     def _keep_model(self, model) -> None:
         if model is not self.model:
             self.model, self._loaded_from = model, self._requested
-            self.post_form.set_values(model.config.postprocessing)
+            if not isinstance(model, PackageModel):
+                self.post_form.set_values(model.config.postprocessing)
 
     def _blockwise_done(self, result) -> None:
         model, blockwise = result

@@ -85,6 +85,20 @@ def predict_job(model, image, config, progress, should_stop):
                             should_stop=should_stop)
 
 
+def package_job(model, image, device, progress, should_stop):
+    """Worker: run a bioimage.io package from another tool (semantic output)."""
+    from cellsight.core.bmz.run import predict_package
+
+    return predict_package(model, load(image), device=device, progress=progress,
+                           should_stop=should_stop)
+
+
+def _is_package(model) -> bool:
+    from cellsight.core.bmz.run import PackageModel
+
+    return isinstance(model, PackageModel)
+
+
 class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
     """Train a U-Net on painted labels and segment images of any size."""
 
@@ -120,9 +134,10 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         layout.addWidget(self.big.widget)
         grid, buttons = button_grid([
             ("Train", self.start_training), ("Predict", self.start_predict),
-            ("Save model…", self._ask_save),
+            ("Save model…", self._ask_save), ("Export package…", self._ask_export),
         ])
-        self.train_button, self.predict_button, self.save_button = buttons.values()
+        (self.train_button, self.predict_button, self.save_button,
+         self.export_button) = buttons.values()
         layout.addLayout(grid)
         self.plot = LossPlot()
         for widget in (self.stop_button, self.progress_bar, self.status, self.plot):
@@ -151,15 +166,22 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         layer = self.image_box.value
         if layer is None:
             return
-        model_ndim = (
-            self.model.config.unet.ndim if self.model else self.network_form.values()["ndim"]
-        )
+        if _is_package(self.model):
+            model_ndim = len(self.model.spatial)
+        else:
+            model_ndim = (
+                self.model.config.unet.ndim if self.model else self.network_form.values()["ndim"]
+            )
         self.frames_check.setChecked(layer_mode(layer, model_ndim) == "t")
 
     def update_buttons(self, running: bool) -> None:
         """Predict, Save and "start from the current model" need a model."""
-        self.save_button.setEnabled(not running and self.model is not None)
-        self.continue_check.setEnabled(self.model is not None)
+        own = self.model is not None and not _is_package(self.model)
+        self.save_button.setEnabled(not running and own)
+        self.export_button.setEnabled(not running and own)
+        self.continue_check.setEnabled(own)
+        if not own:
+            self.continue_check.setChecked(False)
         if self.model is None:
             self.continue_check.setChecked(False)
         self.predict_button.setEnabled(not running and self.model is not None)
@@ -231,6 +253,16 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
             return None
         self._target = layer
         self._origin = crop.origin if crop is not None else None
+        if _is_package(self.model):
+            if crop is None and is_big(layer):
+                show_error("Packages from other tools run on layers that fit in memory; "
+                           "check Visible region only.")
+                return None
+            return self.run_job(
+                package_job, self.model, crop if crop is not None else layer_array(layer),
+                self.device_box.currentText(), name="Package prediction",
+                status="Predicting with the package …", on_result=self._show_package,
+            )
         if crop is None and is_big(layer):
             return self._start_blockwise(layer, blocks)
         return self.run_job(
@@ -303,13 +335,45 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         )
         self.status.setText(f"Segmented {name!r}: labels and probabilities added as new layers.")
 
+    def _show_package(self, result) -> None:
+        layer = self._target
+        name = layer.name if layer is not None else "image"
+        where = placed(layer, self._origin, result.labels.ndim) if layer is not None else {}
+        meta = {"cellsight_owned": True}
+        self.viewer.add_labels(result.labels, name=f"{name} semantic (package)", metadata=meta,
+                               **where)
+        axis = result.output.ndim - len(self.model.spatial) - 1
+        names = [f"{name} P(class {k + 1})" for k in range(result.output.shape[axis])]
+        self.viewer.add_image(result.output, channel_axis=axis, name=names, visible=False,
+                              metadata=meta, **where)
+        self.status.setText(f"Segmented {name!r} with the package: labels and probabilities "
+                            "added as new layers.")
+
     def _show_partial(self, partial) -> None:
         if partial is not None:  # the frames finished before the stop
             self._show_prediction(partial)
 
     # --- model files ---------------------------------------------------------------
     def load_model(self, folder) -> None:
-        """Load a semantic model folder and make it the current model."""
+        """Load a semantic model folder or package and make it the current model.
+
+        A package from another tool whose network is Python code runs only if the user
+        allows it (a dialog naming the file and its sha256); No loads nothing.
+        """
+        from cellsight.gui.toolkit.models import foreign_package, load_package_asking
+
+        if foreign_package(folder):
+            model = load_package_asking(self, folder, ("semantic",))
+            if model is None:
+                self.status.setText(f"{folder} not loaded: its code was not allowed to run.")
+                return
+            self.model = model
+            self.model_box.set_source(folder)
+            self.status.setText(f"Loaded the package {model.package.descr.name} "
+                                f"({model.weights} weights).")
+            self.refresh_buttons()
+            self._guess_frames()
+            return
         self.model = SemanticModel.load(folder)
         self._trained(self.model)
         self.model_box.set_source(folder)

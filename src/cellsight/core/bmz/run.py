@@ -383,6 +383,49 @@ def predict_package(
     -------
     PackageResult
     """
+    output, has_t, has_c = _predict_output(model, image, axes, tile_size, device, progress,
+                                           should_stop)
+    return _mapped(model, output, has_t, has_c, post)
+
+
+def predict_package_maps(
+    model: PackageModel,
+    image: np.ndarray,
+    *,
+    axes: str | None = None,
+    tile_size: int = 0,
+    device: str = "auto",
+    progress: ProgressCallback = no_progress,
+    should_stop: StopCallback = never_stop,
+):
+    """Foreground and boundary maps of a package with instance output (no watershed).
+
+    Returns
+    -------
+    cellsight.core.segmentation.instance_model.InstanceMaps
+        For :func:`~cellsight.core.segmentation.instance_model.instances_from_maps`, so
+        the watershed can be re-run with other thresholds.
+    """
+    from cellsight.core.segmentation.instance_model import InstanceMaps
+
+    if model.kind != "instance":
+        raise ValueError(f"The package's output is {model.kind}, not foreground / boundary.")
+    output, has_t, _ = _predict_output(model, image, axes, tile_size, device, progress,
+                                       should_stop)
+    fg, bd = _instance_maps(output)
+    return InstanceMaps(fg if has_t else fg[0], bd if has_t else bd[0], has_time=has_t)
+
+
+def _instance_maps(output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Foreground and boundary ``(frames, *spatial)`` of an instance output."""
+    if output.shape[1] == 3:  # background / interior / boundary
+        return output[:, 1] + output[:, 2], output[:, 2]
+    fg = output[:, 0]
+    return fg, output[:, 1] if output.shape[1] > 1 else np.zeros_like(fg)
+
+
+def _predict_output(model, image, axes, tile_size, device, progress, should_stop):
+    """The postprocessed output ``(frames, C, *spatial)``; whether there were T and C axes."""
     from bioimageio.core.proc_setup import get_pre_and_postprocessing
 
     frames, has_t, has_c = _frames(model, image, axes)
@@ -407,8 +450,7 @@ def predict_package(
         result = _from_tensor(out_sample.members[out_id], model.spatial)
         outputs.append(result[(slice(None), *(slice(lo, result.shape[i + 1] - hi)
                                              for i, (lo, hi) in enumerate(crop_out)))])
-    output = np.stack(outputs)
-    return _mapped(model, output, has_t, has_c, post)
+    return np.stack(outputs), has_t, has_c
 
 
 def _tiling(model: PackageModel, tile_size: int, halo: int, divisor: int):
@@ -474,11 +516,7 @@ def _mapped(model, output, has_t, has_c, post) -> PackageResult:
         labels = (np.argmax(output, axis=1) + 1).astype(np.uint16)
         return PackageResult(kind, squeeze(output), labels=squeeze(labels))
     if kind == "instance":
-        if output.shape[1] == 3:
-            fg, bd = output[:, 1] + output[:, 2], output[:, 2]
-        else:
-            fg = output[:, 0]
-            bd = output[:, 1] if output.shape[1] > 1 else np.zeros_like(fg)
+        fg, bd = _instance_maps(output)
         labels = np.stack([watershed_instances(f, b, post) for f, b in zip(fg, bd, strict=True)])
         return PackageResult(kind, squeeze(output), labels=squeeze(labels))
     if kind == "image":

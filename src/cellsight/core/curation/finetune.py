@@ -136,7 +136,8 @@ def version_parent(source: str | os.PathLike) -> tuple[Path, str]:
     if text in BUILTIN_MODELS and not Path(text).is_dir():
         return user_models_dir(), text
     folder = Path(source).resolve()
-    return folder.parent, base_name(folder.name)
+    name = folder.name[:-4] if folder.name.lower().endswith(".zip") else folder.name
+    return folder.parent, base_name(name)
 
 
 def _load_base(base) -> tuple[InstanceModel, str]:

@@ -7,35 +7,136 @@ package picker slots in there without touching the docks.
 """
 
 from collections.abc import Callable
+from pathlib import Path
 
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QComboBox, QFileDialog
+from qtpy.QtWidgets import QComboBox, QFileDialog, QMessageBox
 
 from cellsight.models import BUILTIN_MODELS
 
 FOLDER_ITEM = "a folder…"
+PACKAGE_ITEM = "a bioimage.io package (.zip)…"
 BUILTIN_SUFFIX = " (built-in)"
 
 
 def pick_folder(parent) -> str | None:
-    """Ask for a model folder (``config.yaml`` + ``weights.pt`` + ``meta.json``)."""
+    """Ask for a model folder (``config.yaml`` + ...) or a package folder (``rdf.yaml``)."""
     return QFileDialog.getExistingDirectory(parent, "Model folder") or None
 
 
+def pick_package(parent) -> str | None:
+    """Ask for a bioimage.io model package (zip)."""
+    path, _ = QFileDialog.getOpenFileName(parent, "bioimage.io model package", "",
+                                          "Model packages (*.zip);;All files (*)")
+    return path or None
+
+
 #: items of every chooser that ask the user for a model, in order
-PICKERS: dict[str, Callable] = {FOLDER_ITEM: pick_folder}
+PICKERS: dict[str, Callable] = {FOLDER_ITEM: pick_folder, PACKAGE_ITEM: pick_package}
 
 
 def model_ndim(source: str, default: int = 2) -> int:
-    """Spatial dimensions of the model ``source`` (built-in name or folder), from its config."""
+    """Spatial dimensions of the model ``source`` (built-in name, folder or package)."""
+    from cellsight.io.bmz.read import is_package
     from cellsight.io.model_folder import read_config
     from cellsight.models import resolve_model
 
     try:
+        if source and is_package(source):
+            from cellsight.io.bmz.read import open_package
+
+            axes = open_package(source).descr.inputs[0].axes
+            return sum(a.type == "space" for a in axes)
         return int(read_config(resolve_model(source))["unet"]["ndim"])
     except (OSError, ValueError, KeyError, TypeError):
         return default
+
+
+def foreign_package(source) -> bool:
+    """True for a bioimage.io package that cellsight did not write."""
+    from cellsight.io.bmz.read import is_package, open_package
+
+    try:
+        return bool(source) and is_package(source) and not open_package(
+            source).cellsight.get("task")
+    except ValueError:
+        return False
+
+
+def ask_trust(parent, file: str, sha256: str) -> bool:
+    """Ask whether the package's architecture file (Python code) may run."""
+    answer = QMessageBox.question(
+        parent, "Run code from a model package?",
+        f"This bioimage.io package builds its network with Python code from its file "
+        f"{file}\n(sha256 {sha256}).\n\nThat code would run on this computer with your "
+        "rights. Allow it only if you trust where the package comes from.\n\nRun it?",
+        QMessageBox.Yes | QMessageBox.No, QMessageBox.No)
+    return answer == QMessageBox.Yes
+
+
+def load_package_asking(parent, source, kinds: tuple[str, ...]):
+    """Load a package from another tool; ask before its code runs (None: the user said No).
+
+    Raises
+    ------
+    ValueError
+        If it cannot be loaded, or its output is not one of ``kinds``.
+    """
+    from cellsight.core.bmz.run import load_package, output_kind
+    from cellsight.io.bmz.read import UntrustedCode, open_package
+
+    kind = output_kind(open_package(source))
+    if kind not in kinds:
+        raise ValueError(f"{Path(str(source)).name} outputs {kind} data; this dock runs "
+                         f"packages with {' or '.join(kinds)} output.")
+    try:
+        return load_package(source, prefer_cellsight=False)
+    except UntrustedCode as exc:
+        if not ask_trust(parent, exc.file, exc.sha256):
+            return None
+        return load_package(source, trust=True, prefer_cellsight=False)
+
+
+def export_job(model, path, progress, should_stop):
+    """Worker: write ``model`` as a bioimage.io package at ``path``."""
+    from cellsight.core.bmz.export import export_package
+
+    return export_package(model, path)
+
+
+def ask_export_path(parent) -> str | None:
+    """Ask where to write a package; refuse an existing file (never overwritten)."""
+    path, _ = QFileDialog.getSaveFileName(parent, "Export bioimage.io package", "",
+                                          "Model packages (*.zip)")
+    if not path:
+        return None
+    if not path.lower().endswith(".zip"):
+        path += ".zip"
+    if Path(path).exists():
+        show_error(f"{path} exists; packages are never overwritten: choose a new name.")
+        return None
+    return path
+
+
+def start_export(dock, model) -> object:
+    """Export ``model`` in a worker of ``dock`` (a JobMixin) after asking for the file."""
+    from cellsight.core.bmz.run import PackageModel
+
+    if model is None:
+        show_error("There is no model to export: train or load one first.")
+        return None
+    if isinstance(model, PackageModel):
+        show_error(f"This model is already a bioimage.io package (from another tool): "
+                   f"{model.package.path}.")
+        return None
+    path = ask_export_path(dock)
+    if path is None:
+        return None
+    return dock.run_job(export_job, model, path, name="Export package",
+                        status=f"Writing the package {path} …",
+                        on_result=lambda p: (dock.status.setText(f"Package written to {p}."),
+                                             show_info(f"Package written to {p}")))
 
 
 class ModelChooser(QComboBox):
@@ -124,8 +225,14 @@ class ModelFilesMixin:
         """Write the current model to ``folder`` (config.yaml, weights.pt, meta.json)."""
         if self.model is None:
             raise ValueError("There is no trained model to save.")
+        if not hasattr(self.model, "save"):
+            raise ValueError("The current model is a bioimage.io package from another tool; "
+                             f"it stays in {self.model.package.path}.")
         self.model.save(folder)
         show_info(f"Model saved to {folder}")
+
+    def _ask_export(self) -> None:
+        start_export(self, self.model)
 
     def _ask_save(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Save model into folder")
