@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,9 @@ from cellsight.io.tiff import write_image, write_labels
 
 CASES = yaml.safe_load((Path(__file__).parent / "cases.yaml").read_text())
 RNG = np.random.default_rng(0)
+BMZ = Path(__file__).parents[1] / "data" / "bmz"
+#: running as root: file modes do not stop reads or writes (cases that rely on them skip)
+ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def _squares(n: int, size: int = 32) -> np.ndarray:
@@ -107,12 +111,57 @@ def _model(root):
     unet = UNetConfig(depth=1, base_channels=4, out_channels=2)
     model = SemanticModel(SemanticConfig(unet=unet, n_classes=2), UNet(unet))
     model.save(root / "model")
-    for name in ("badw", "evilw", "badmeta", "noweights"):
+    for name in ("badw", "evilw", "badmeta", "noweights", "noconfig", "badcfg", "listcfg",
+                 "notask", "frobtask", "otherarch", "emptyw"):
         shutil.copytree(root / "model", root / name)
     (root / "badw" / "weights.pt").write_bytes(b"garbage" * 10)
     torch.save({"w": torch.zeros(2), "evil": object()}, root / "evilw" / "weights.pt")
     (root / "badmeta" / "meta.json").write_text("{not json")
     (root / "noweights" / "weights.pt").unlink()
+    (root / "noconfig" / "config.yaml").unlink()
+    (root / "badcfg" / "config.yaml").write_text("task: semantic\nunet: {depth: [\n")
+    (root / "listcfg" / "config.yaml").write_text("- semantic\n- 2\n")
+    config = yaml.safe_load((root / "model" / "config.yaml").read_text())
+    (root / "notask" / "config.yaml").write_text(
+        yaml.safe_dump({k: v for k, v in config.items() if k != "task"}))
+    (root / "frobtask" / "config.yaml").write_text(yaml.safe_dump(dict(config, task="frob")))
+    other = UNetConfig(depth=2, base_channels=8, out_channels=2)  # weights of another U-Net
+    torch.save(UNet(other).state_dict(), root / "otherarch" / "weights.pt")
+    (root / "emptyw" / "weights.pt").write_bytes(b"")
+    (root / "emptymodel").mkdir()
+
+
+def _packages(root):
+    """bioimage.io zips: not a zip, a zip without rdf.yaml, a package with a changed file."""
+    (root / "notzip.zip").write_text("PK? no, just text\n")
+    with zipfile.ZipFile(root / "nordf.zip", "w") as z:
+        z.writestr("README.md", "no rdf.yaml here\n")
+    with zipfile.ZipFile(BMZ / "careamics_n2v_w2s_ts.zip") as src, \
+            zipfile.ZipFile(root / "tampered.zip", "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "weights_torchscript.pt":
+                data = data[:-4] + bytes(4)  # four changed bytes: the sha256 no longer matches
+            dst.writestr(info, data)
+    with zipfile.ZipFile(root / "badrdf.zip", "w") as z:
+        z.writestr("rdf.yaml", "type: model\nformat_version: [\n")
+    shutil.copy(BMZ / "careamics_n2v_w2s.zip", root / "careamics.zip")
+
+
+def _ctc_folder(name: str, shapes=((16, 16),) * 3, table="1 0 2 0\n", extra=None):
+    """A CTC-style folder of frame TIFFs (shapes may differ) and an optional table."""
+    def make(root):
+        folder = root / name
+        folder.mkdir()
+        for t, shape in enumerate(shapes):
+            frame = np.zeros(shape, np.uint16)
+            frame[2:6, 2:6] = 1
+            write_labels(folder / f"mask{t:03d}.tif", frame)
+        if table is not None:
+            (folder / "res_track.txt").write_text(table)
+        for fname, text in (extra or {}).items():
+            (folder / fname).write_text(text)
+    return make
 
 
 def _ctc(name: str, table, frames: int = 3):
@@ -172,7 +221,105 @@ FILES = [
     _ctc("ctc_duplicate", [[1, 0, 1, 0], [1, 2, 2, 0]]),
     _ctc("ctc_label_zero", [[0, 0, 2, 0]]),
     _ctc("ctc_words", "1 0 two 0\n"),
+    _ctc_folder("ctc_shapes", shapes=((16, 16), (16, 16), (20, 16))),
+    _ctc_folder("ctc_notable", table=None),
+    _ctc_folder("ctc_text", shapes=(), table=None, extra={"notes.txt": "hello\n"}),
+    _ctc_folder("ctc_frame_beyond", table="1 0 5 0\n"),
+    _ctc_folder("ctc_missing_label", table="1 0 2 0\n2 0 2 0\n"),
+    _ctc_folder("ctc_empty_table", table=""),
+    _packages,
+    lambda root: (root / "emptydir").mkdir(),
+    lambda root: (root / "full").mkdir(),
+    _tiff("my image ü.tif", RNG.random((32, 32)).astype(np.float32), axes="YX"),
+    _tiff("nan.tif", _with(RNG.random((32, 32)).astype(np.float32), (3, 3), np.nan), axes="YX"),
+    _tiff("inf.tif", _with(RNG.random((32, 32)).astype(np.float32), (3, 3), np.inf), axes="YX"),
+    _tiff("allnan.tif", np.full((32, 32), np.nan, np.float32), axes="YX"),
+    _raw_tiff("empty0.tif", np.zeros((0, 16), np.float32)),
+    _tiff("line.tif", RNG.random((1, 64)).astype(np.float32), axes="YX"),
+    _tiff("img16.tif", RNG.random((16, 16)).astype(np.float32), axes="YX"),
+    _tiff("vol.tif", RNG.random((4, 32, 32)).astype(np.float32), axes="ZYX"),
+    _raw_tiff("rgba.tif", RNG.integers(0, 255, (32, 32, 4)).astype(np.uint8)),
+    _raw_tiff("six.tif", RNG.random((2, 2, 2, 2, 8, 8)).astype(np.float32)),
+    _labels("lbl16.tif", _classes()[:16, :16]),
+    _labels("lbl3d.tif", np.stack([_classes()] * 4), axes="ZYX"),
+    _labels("huge.tif", _with(_cells().astype(np.uint32), (30, 30), 4_000_000_000)),
+    _labels("huge_movie.tif", _with(_movie().astype(np.uint32), (1, 20, 20), 4_000_000_000),
+            axes="TYX"),
+    _labels("empty_movie.tif", np.zeros((3, 24, 24), np.uint16), axes="TYX"),
+    _labels("one_frame.tif", _movie()[:1], axes="TYX"),
+    _raw_tiff("bool_movie.tif", _movie() > 0),
+    _raw_tiff("neg_movie.tif", _with(_movie().astype(np.int16), (0, 0, 0), -3)),
+    _labels("masks_small.tif", _movie()[:, :16, :16], axes="TYX"),
+    _labels("masks4.tif", np.repeat(_movie()[:, None], 2, axis=1), axes="TZYX"),
+    _text("weird.zarr/.zgroup", "{not json"),
+    _text("cfg_negsteps.yaml", "steps: -5\n"),
+    _text("cfg_wrongtype.yaml", "steps: many\n"),
+    _text("empty.yaml", ""),
 ]
+
+
+def _semantic_model(root):
+    return SemanticModel.load(root / "model")
+
+
+def _n2v_model(root):
+    from cellsight.config.n2v import N2VConfig
+    from cellsight.core.denoise.model import N2VModel, unet_config_for
+
+    config = N2VConfig(depth=1, base_channels=4)
+    return N2VModel(UNet(unet_config_for(config, ndim=2, channels=1)), config, mean=(0.0,),
+                    std=(1.0,))
+
+
+def _tracking(root):
+    from cellsight.config.tracking import TrackingConfig
+    from cellsight.core.tracking import track
+
+    return track(_movie(), config=TrackingConfig(solver="greedy"))
+
+
+#: Python values an API case passes as ``=name`` (in ``args`` or ``kwargs``); each gets
+#: the workspace folder
+VALUES = {
+    "image": lambda root: RNG.random((32, 32)).astype(np.float32),
+    "disc": lambda root: _cells().astype(np.float32),
+    "nan_image": lambda root: _with(RNG.random((32, 32)).astype(np.float32), (3, 3), np.nan),
+    "inf_image": lambda root: _with(RNG.random((32, 32)).astype(np.float32), (3, 3), -np.inf),
+    "bool_image": lambda root: RNG.random((32, 32)) > 0.5,
+    "complex_image": lambda root: (RNG.random((32, 32)) + 1j).astype(np.complex64),
+    "object_image": lambda root: np.full((8, 8), "a", object),
+    "empty_image": lambda root: np.zeros((0, 0), np.float32),
+    "line_image": lambda root: RNG.random(64).astype(np.float32),
+    "image_5d": lambda root: RNG.random((2, 2, 2, 8, 8)).astype(np.float32),
+    "constant_image": lambda root: np.ones((32, 32), np.float32),
+    "labels": lambda root: _cells(),
+    "labels_16": lambda root: _cells()[:16, :16],
+    "movie": lambda root: _movie(),
+    "float_movie": lambda root: RNG.random((3, 24, 24)).astype(np.float32),
+    "empty_movie": lambda root: np.zeros((3, 24, 24), np.uint16),
+    "no_clicks": lambda root: [],
+    "click_outside": lambda root: [(500.0, 500.0)],
+    "click_negative_only": lambda root: [(10.0, 10.0, False)],
+    "click_words": lambda root: [("here", "there")],
+    "semantic_model": _semantic_model,
+    "n2v_model": _n2v_model,
+    "tracking": _tracking,
+    "other_shape": lambda root: np.zeros((16, 16), np.uint16),
+}
+
+
+def _value(root: Path, arg):
+    """``=name``: a :data:`VALUES` entry; ``:text``: the string ``text``; another string: a
+    path in the workspace; a list: each item so; anything else as is."""
+    if isinstance(arg, list):
+        return [_value(root, a) for a in arg]
+    if isinstance(arg, str) and arg.startswith("="):
+        return VALUES[arg[1:]](root)
+    if isinstance(arg, str) and arg.startswith(":"):
+        return arg[1:]
+    if isinstance(arg, str):
+        return root / arg
+    return arg
 
 
 @pytest.fixture(scope="module")
@@ -184,19 +331,29 @@ def workspace(tmp_path_factory) -> Path:
     return root
 
 
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except PermissionError:  # a file a case made unreadable: its size, mode and time
+        st = path.stat()
+        return f"{st.st_size}:{st.st_mode:o}:{st.st_mtime_ns}"
+
+
 def _hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+    return {str(p.relative_to(root)): _digest(p)
             for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _mount_tmpfs(where: Path, options: str) -> bool:
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
+                          capture_output=True).returncode == 0
 
 
 @pytest.fixture
 def disk_full(ws):
     """``ws/full``: a tiny tmpfs filled to the last byte (skipped where mounting is refused)."""
     full = ws / "full"
-    full.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(full)],
-                             capture_output=True).returncode == 0
-    if not mounted:
+    if not _mount_tmpfs(full, "size=16k"):
         pytest.skip("cannot mount a tmpfs here (needs root)")
     try:
         with open(full / "filler", "wb") as f:
@@ -207,6 +364,51 @@ def disk_full(ws):
         assert exc.errno == errno.ENOSPC
     yield full
     subprocess.run(["umount", str(full)], check=False)
+
+
+@pytest.fixture
+def read_only(ws):
+    """``ws/ro``: a folder nobody may write into, holding ``old.tif``.
+
+    As root, file modes do not stop writes: there ``ro`` is a read-only tmpfs (skipped where
+    mounting is refused); otherwise a folder of mode 0555.
+    """
+    ro = ws / "ro"
+    ro.mkdir()
+    if ROOT_USER:
+        if not _mount_tmpfs(ro, "size=64k"):
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        write_image(ro / "old.tif", np.ones((8, 8), np.float32))
+        subprocess.run(["mount", "-o", "remount,ro", str(ro)], check=True)
+        yield ro
+        subprocess.run(["umount", str(ro)], check=False)
+    else:
+        write_image(ro / "old.tif", np.ones((8, 8), np.float32))
+        ro.chmod(0o555)
+        yield ro
+        ro.chmod(0o755)
+
+
+@pytest.fixture
+def unreadable(ws):
+    """``img.tif``, ``model/weights.pt`` and ``adir`` with mode 000 (skipped as root, who
+    reads them anyway)."""
+    if ROOT_USER:
+        pytest.skip("running as root: mode 000 does not stop reading")
+    paths = [ws / "img.tif", ws / "model" / "weights.pt", ws / "adir"]
+    for p in paths:
+        p.chmod(0o000)
+    yield paths
+    for p in paths:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
+@pytest.fixture
+def read_only_file(ws):
+    """``lbl.tif`` with mode 0444 (cellsight must keep it even with --overwrite)."""
+    (ws / "lbl.tif").chmod(0o444)
+    yield ws / "lbl.tif"
+    (ws / "lbl.tif").chmod(0o644)
 
 
 @pytest.fixture
@@ -244,16 +446,25 @@ def test_hostile_case(case, ws, request, capsys):
         request.getfixturevalue(case["setup"])
     before = _hashes(ws)
     if "run" in case:
-        code = main(shlex.split(case["run"]))
+        try:
+            code, usage = main(shlex.split(case["run"])), False
+        except SystemExit as exc:  # argparse: its usage lines, then one error line
+            code, usage = exc.code, True
         captured = capsys.readouterr()
         assert code == case["code"], captured.err
-        line = _one_line(captured.err)
-        assert line.startswith("cellsight: error: "), line
+        if usage:
+            line = captured.err.strip().splitlines()[-1]
+            assert re.match(r"cellsight( \w+)?: error: ", line), captured.err
+        else:
+            line = _one_line(captured.err)
+            assert line.startswith("cellsight: error: "), line
     else:
         module, name = case["call"].split(":")
         func = getattr(importlib.import_module(module), name)
+        args = [_value(ws, a) for a in case.get("args", [])]
+        kwargs = {k: _value(ws, v) for k, v in case.get("kwargs", {}).items()}
         with pytest.raises(Exception) as raised:
-            func(*[ws / a for a in case.get("args", [])])
+            func(*args, **kwargs)
         assert type(raised.value).__name__ == case["raises"] or any(
             k.__name__ == case["raises"] for k in type(raised.value).__mro__)
         line = _one_line(str(raised.value))

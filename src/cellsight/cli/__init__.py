@@ -29,12 +29,22 @@ USER_ERRORS = (CommandError, ValueError, FileNotFoundError, FileExistsError,
 DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
+#: longest error line printed; longer messages (a library listing every allowed value)
+#: are cut there
+MAX_LINE = 500
+
+
 def one_line(exc: BaseException) -> str:
-    """The message of a user error as one line.
+    """The message of a user error as one line (at most :data:`MAX_LINE` characters).
 
     pydantic's multi-line ``ValidationError`` becomes ``field: reason; ...``; a KeyError
     shows its text without quotes; any other message is joined onto one line.
     """
+    text = _joined(exc)
+    return text if len(text) <= MAX_LINE else text[:MAX_LINE - 4].rstrip() + " ..."
+
+
+def _joined(exc: BaseException) -> str:
     errors = getattr(exc, "errors", None)
     if callable(errors) and type(exc).__name__ == "ValidationError":
         parts = [f"{'.'.join(str(x) for x in e.get('loc', ())) or 'value'}: {e.get('msg', '')}"

@@ -24,6 +24,9 @@ TIFF = (".tif", ".tiff")
 #: OME-Zarr names
 ZARR = (".zarr",)
 
+#: endings of file names that an output folder must not have (``train --out m.tif``)
+FILE_NAMES = (*TIFF, ".png", ".jpg", ".jpeg", ".zip", ".csv", ".txt", ".yaml")
+
 #: what an output is: one ``file``; a ``folder`` written as a unit (a model, a CTC result,
 #: an OME-Zarr); a ``batch`` folder that receives one file per input
 KINDS = ("file", "folder", "batch")
@@ -111,7 +114,7 @@ def _check_existing(path: Path, kind: str, overwrite: bool, flag: str,
                     replaceable: Callable[[Path], list[str]] | None) -> None:
     if kind == "batch":
         if path.exists() and not path.is_dir():
-            raise _error(f"{flag} {path} is a file; several inputs need an output folder.")
+            raise _error(f"{flag} {path} is a file; the results go into a folder: give a folder name.")
         return
     if not (path.exists() or path.is_symlink()):
         return
@@ -181,6 +184,9 @@ def check_output(
         check_suffix(out, suffixes, flag=flag, what=what)
     holds = holds or {"batch": "direct", "folder": "any", "file": "none"}[kind]
     check_not_input(out, inputs, flag=flag, holds=holds, inside_ok=inside_ok)
+    if not suffixes and kind == "folder" and Path(out).suffix.lower() in FILE_NAMES:
+        raise _error(f"{flag} {out} is written as a folder, but its name ends like a "
+                     f"{Path(out).suffix} file: give a folder name.")
     _check_existing(Path(out), kind, overwrite, flag, replaceable)
     check_writable(out, flag=flag)
     return Path(out)

@@ -7,6 +7,7 @@ bounded for images larger than RAM.
 
 import contextlib
 import json
+import shutil
 import sys
 
 
@@ -30,8 +31,10 @@ def run(args) -> int:
         default_chunks,
         finalize_output,
         open_lazy,
+        partial_path,
         read_ome_zarr,
     )
+    from cellsight.io.tiff import ImageReadError
 
     if args.chunks < 1:
         raise CommandError(f"--chunks must be at least 1; got {args.chunks}.")
@@ -48,7 +51,14 @@ def run(args) -> int:
             units=img.units, kind=kind, overwrite=args.overwrite, version=args.version,
         )
         with _progress():
-            da.store(img.data.rechunk(array.chunks), array, lock=False)
+            try:
+                da.store(img.data.rechunk(array.chunks), array, lock=False)
+            except (MemoryError, OSError):
+                raise
+            except Exception as exc:  # decoders (DeflateError...) of a damaged input
+                shutil.rmtree(partial_path(args.out), ignore_errors=True)
+                raise ImageReadError(f"Cannot read {args.image}: the image is damaged or "
+                                     f"truncated ({' '.join(str(exc).split())[:200]}).") from exc
             out = finalize_output(args.out)
     except FileExistsError as exc:
         raise CommandError(str(exc)) from exc

@@ -8,7 +8,11 @@ from cellsight.cli._progress import ProgressBars
 
 def run(args) -> int:
     """Run the pipeline and print the summary."""
+    from cellsight.cli._outputs import check_output
     from cellsight.pipeline import run_pipeline
+
+    # a folder of results; files of the same names in it are replaced, nothing else
+    check_output(args.out, kind="batch", holds="none")
 
     with ProgressBars("pipeline") as progress:
         summary = run_pipeline(args.out, progress=progress)

@@ -198,6 +198,16 @@ def read_ctc(path: str | os.PathLike, with_image: bool = True) -> CTCData:
     table = read_track_table(track_file)
     if len(table) and table[:, 2].max() >= len(labels) + masks[0][0]:
         raise ValueError(f"{track_file.name} names frames beyond the {len(labels)} mask files.")
+    present = np.unique(labels)
+    present = present[present > 0]
+    unlisted = np.setdiff1d(present, table[:, 0] if len(table) else [])
+    if unlisted.size:
+        raise ValueError(f"{track_file.name} does not list label {unlisted[0]} of the masks "
+                         f"({unlisted.size} label(s) unlisted): every object needs a track line.")
+    absent = np.setdiff1d(table[:, 0], present) if len(table) else unlisted
+    if absent.size:
+        raise ValueError(f"{track_file.name} lists track {absent[0]}, which is in no mask file "
+                         f"({absent.size} such track(s)): the table and the masks disagree.")
     image = None
     if with_image and (img_dir := image_folder(folder)) is not None:
         try:

@@ -92,7 +92,7 @@ def _torch_load(path: Path) -> Any:
 
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except MemoryError:
+    except (MemoryError, PermissionError):  # an unreadable file is not a damaged one
         raise
     except Exception as exc:  # corrupt file, or one holding pickled objects
         # torch's message advises weights_only=False (running the file's code): never
@@ -211,8 +211,12 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any]:
     """
     folder = Path(folder)
     if folder.is_file():
+        import zipfile
+
+        package = (" nor a bioimage.io package (it is not a zip archive)"
+                   if folder.suffix.lower() == ".zip" and not zipfile.is_zipfile(folder) else "")
         raise ModelFolderError(f"{folder} is a file, not a model folder (config.yaml, "
-                               "weights.pt, meta.json).")
+                               f"weights.pt, meta.json){package}.")
     if not folder.is_dir():
         raise ModelFolderError(f"Model folder {folder} does not exist.")
     path = folder / CONFIG_FILE

@@ -330,9 +330,11 @@ def write_labels(
     Raises
     ------
     ValueError
-        If the labels are negative or not whole numbers.
+        If the labels are negative or not whole numbers (complex, text...).
     """
     labels = np.asarray(labels)
+    if labels.dtype.kind not in "biuf":
+        raise ValueError(f"Labels must be whole numbers; got dtype {labels.dtype}.")
     if labels.dtype.kind == "f":
         if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
             raise ValueError("Labels must be whole numbers; got non-integer or NaN values.")

@@ -36,6 +36,9 @@ def instance_mode(axes: str, ndim: int, model_ndim: int, timeseries: bool = Fals
     ('2d', '3d', 't')
     """
     if ndim == 2:
+        if timeseries:
+            raise ValueError("timeseries was asked for, but the image is 2D (Y, X): it has no "
+                             "time axis (leave out --timeseries).")
         return "2d"
     axes = axes.upper()
     if timeseries or "T" in axes or ndim == 4:

@@ -13,6 +13,7 @@ import numpy as np
 
 from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
 from cellsight.config.unet import UNetConfig
+from cellsight.core.arrays.normalize import check_intensities
 from cellsight.core.denoise.data import SPATIAL_AXES, denormalise, make_layout, normalise
 from cellsight.core.nn.tiling import predict_tiled, tile_shape_for
 from cellsight.core.nn.unet import UNet
@@ -105,11 +106,16 @@ class N2VModel:
             from cellsight.core.bmz.run import native_of
 
             return native_of(folder, cls)
+        from cellsight.models import BUILTIN_MODELS
+
+        if str(folder) in BUILTIN_MODELS and not Path(folder).is_dir():
+            raise ModelFolderError(f"{folder} is a built-in segmentation model, not a Noise2Void "
+                                   "model: give a folder saved by a denoising run (--save-model).")
         found = load_model_folder(folder, task=MODEL_TASK)
         cfg = found.config
         try:
             net = UNet(UNetConfig.model_validate(cfg["unet"]))
-            net.load_state_dict(found.state_dict)
+            net.load_weights(found.state_dict, folder)
             norm = cfg["normalisation"]
         except (KeyError, RuntimeError) as exc:
             raise ModelFolderError(f"The N2V model in {folder} is inconsistent: {exc}") from exc
@@ -179,6 +185,9 @@ def denoise(
     config = config or DenoisePredictConfig()
     axes = config.axes or None
     image = np.asarray(image)
+    check_intensities(image)
+    if image.size == 0:
+        raise ValueError(f"The image is empty (shape {image.shape}); nothing to denoise.")
     layout = make_layout(image, axes)
     _check_fits(model, layout)
     if not np.all(np.isfinite(image)):

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from cellsight.config.n2v import N2VConfig
+from cellsight.core.arrays.normalize import check_intensities
 from cellsight.core.denoise.data import (
     Layout,
     PatchSampler,
@@ -68,8 +69,9 @@ PreviewCallback = Callable[[PreviewCrop], None]
 
 def _check_image(image: np.ndarray) -> np.ndarray:
     image = np.asarray(image)
-    if image.dtype.kind not in "uifb":
-        raise ValueError(f"Cannot denoise an image of dtype {image.dtype}.")
+    check_intensities(image)  # a bool mask or complex numbers are no noisy image
+    if image.size == 0:
+        raise ValueError(f"The image is empty (shape {image.shape}); nothing to denoise.")
     if image.ndim < 2:
         raise ValueError(f"Need at least a 2D image; got shape {image.shape}.")
     if not np.all(np.isfinite(image)):

@@ -52,6 +52,32 @@ class UNet(UNetArch):
         """Every spatial input size must be a multiple of this number."""
         return size_divisor(self.config)
 
+    def load_weights(self, state_dict: dict, source) -> None:
+        """Load ``state_dict``; weights of another network raise ONE short ValueError.
+
+        torch's own message lists every tensor (kilobytes for a deep U-Net); this one
+        counts them and names the first.
+        """
+        own = self.state_dict()
+        unexpected = [k for k in state_dict if k not in own]
+        missing = [k for k in own if k not in state_dict]
+        shaped = [k for k in own if k in state_dict and hasattr(state_dict[k], "shape")
+                  and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+        if unexpected or missing or shaped:
+            first = (f"e.g. {shaped[0]} is {tuple(state_dict[shaped[0]].shape)}, the config "
+                     f"wants {tuple(own[shaped[0]].shape)}" if shaped
+                     else f"e.g. {(unexpected or missing)[0]}")
+            raise ValueError(
+                f"The weights in {source} do not fit its config.yaml: they belong to another "
+                f"network ({len(unexpected)} extra, {len(missing)} missing and {len(shaped)} "
+                f"differently shaped tensors; {first})."
+            )
+        try:
+            self.load_state_dict(state_dict)
+        except RuntimeError as exc:
+            raise ValueError(f"The weights in {source} do not fit its config.yaml: "
+                             f"{' '.join(str(exc).split())[:200]}") from exc
+
     def _check(self, x: torch.Tensor) -> None:
         want = self.config.ndim + 2
         if x.ndim != want:

@@ -72,10 +72,7 @@ class InstanceModel(SemanticModel):
         found = load_model_folder(resolve_model(folder), task="instance")
         config = InstanceConfig.model_validate(found.config)
         net = UNet(config.unet)
-        try:
-            net.load_state_dict(found.state_dict)
-        except RuntimeError as exc:
-            raise ValueError(f"The weights in {folder} do not fit its config.yaml: {exc}") from exc
+        net.load_weights(found.state_dict, folder)
         return cls(config=config, net=net.eval(), meta=found.meta)
 
 

@@ -214,9 +214,11 @@ def median_diameter(labels: np.ndarray | list[np.ndarray]) -> float:
     arrays = labels if isinstance(labels, list | tuple) else [labels]
     areas = []
     for lab in arrays:
-        lab = np.asarray(lab).astype(np.int64, copy=False)
+        lab = np.asarray(lab)
+        ids = np.unique(np.concatenate([[0], lab.ravel()]))  # ids may be sparse (4e9)
+        lab = np.searchsorted(ids, lab).astype(np.int64)  # 0 stays 0; objects 1..n
         planes = lab.reshape(-1, *lab.shape[-2:]) if lab.ndim > 2 else lab[None]
-        top = np.zeros(int(lab.max()) + 1 if lab.size else 1, np.int64)
+        top = np.zeros(len(ids), np.int64)
         for plane in planes:
             counts = np.bincount(plane.ravel(), minlength=len(top))
             np.maximum(top, counts, out=top)

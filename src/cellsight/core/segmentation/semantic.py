@@ -73,13 +73,15 @@ class SemanticModel:
             from cellsight.core.bmz.run import native_of
 
             return native_of(folder, cls)
+        from cellsight.models import BUILTIN_MODELS
+
+        if str(folder) in BUILTIN_MODELS and not Path(folder).is_dir():
+            raise ValueError(f"{folder} is a built-in instance model, not a semantic model: "
+                             "give a semantic model folder.")
         found = load_model_folder(folder, task="semantic")
         config = SemanticConfig.model_validate(found.config)
         net = UNet(config.unet)
-        try:
-            net.load_state_dict(found.state_dict)
-        except RuntimeError as exc:
-            raise ValueError(f"The weights in {folder} do not fit its config.yaml: {exc}") from exc
+        net.load_weights(found.state_dict, folder)
         return cls(config=config, net=net.eval(), meta=found.meta)
 
 
@@ -203,8 +205,10 @@ def _init_state(init, resume: bool, config: SemanticConfig):
     state = {"model": model.net.state_dict()}
     if resume and not isinstance(init, SemanticModel):
         last = load_checkpoint(init)
-        if last:
-            state = last
+        if not last:
+            raise ValueError(f"{init} has no last.pt (no training state to resume): leave out "
+                             "resume to fine-tune from its weights.")
+        state = last
     merged = config.model_copy(
         update={
             "unet": model.config.unet,

@@ -100,22 +100,21 @@ def _frame_props(frame: np.ndarray, image: np.ndarray | None) -> dict | None:
     where = np.flatnonzero(flat)
     if where.size == 0:
         return None
-    lab = flat[where].astype(np.int64)
-    counts = np.bincount(lab)
-    ids = np.flatnonzero(counts)
-    area = counts[ids].astype(np.float64)
+    # ids 1..n in a compact copy: sparse ids (up to 2**32) need no tables of max-id size
+    ids, lab = np.unique(flat[where], return_inverse=True)
+    ids = ids.astype(np.int64)
+    lab = lab.ravel().astype(np.int64)
+    area = np.bincount(lab).astype(np.float64)
     coords = np.unravel_index(where, frame.shape)
-    centroid = np.stack(
-        [np.bincount(lab, weights=c, minlength=len(counts))[ids] for c in coords], axis=1
-    ) / area[:, None]
-    boxes = ndi.find_objects(frame)
-    bbox = np.array(
-        [[s.start for s in boxes[i - 1]] + [s.stop for s in boxes[i - 1]] for i in ids], np.int64
-    )
+    centroid = np.stack([np.bincount(lab, weights=c) for c in coords], axis=1) / area[:, None]
+    compact = np.zeros(frame.shape, np.int32)
+    compact.ravel()[where] = lab + 1
+    boxes = ndi.find_objects(compact)
+    bbox = np.array([[s.start for s in b] + [s.stop for s in b] for b in boxes], np.int64)
     mean = None
     if image is not None:
         values = np.asarray(image, np.float64).ravel()[where]
-        mean = np.bincount(lab, weights=values, minlength=len(counts))[ids] / area
+        mean = np.bincount(lab, weights=values) / area
     return {"label": ids, "area": area, "centroid": centroid, "bbox": bbox, "mean": mean}
 
 
