@@ -13,6 +13,8 @@ from qtpy.QtCore import Qt, Signal
 from qtpy.QtGui import QBrush, QColor, QFont, QPainter, QPen
 from qtpy.QtWidgets import QGraphicsScene, QGraphicsView
 
+from cellsight.core.tracking.lineage import tree_lanes  # the layout lives in core
+
 X_STEP = 12.0  # pixels per frame
 Y_STEP = 16.0  # pixels per lane
 DOT = 6.0
@@ -29,34 +31,6 @@ def tick_step(frames: int, x_step: float = X_STEP, min_gap: float = 40.0) -> int
         if step * x_step >= min_gap or step >= frames:
             return step
     return TICKS[-1]
-
-
-def tree_lanes(track_ids, graph: dict[int, list[int]], starts: dict[int, int]) -> dict[int, float]:
-    """Vertical lane of every track: leaves in depth-first order, mothers between daughters."""
-    children: dict[int, list[int]] = {}
-    for child, parents in graph.items():
-        children.setdefault(parents[0], []).append(child)
-    roots = sorted((t for t in track_ids if t not in graph), key=lambda t: (starts[t], t))
-    lanes: dict[int, float] = {}
-    next_lane = [0.0]
-
-    def place(tid: int) -> float:
-        kids = sorted(children.get(tid, []), key=lambda k: (starts.get(k, 0), k))
-        kids = [k for k in kids if k in starts]
-        if not kids:
-            lanes[tid] = next_lane[0]
-            next_lane[0] += 1.0
-        else:
-            lanes[tid] = float(np.mean([place(k) for k in kids]))
-        return lanes[tid]
-
-    for root in roots:
-        place(root)
-    for tid in track_ids:  # tracks in a cycle-free graph are all placed; keep it safe
-        if tid not in lanes:
-            lanes[tid] = next_lane[0]
-            next_lane[0] += 1.0
-    return lanes
 
 
 class LineageView(QGraphicsView):
