@@ -39,7 +39,7 @@ def predict(viewer, w, qtbot, maps) -> object:
     """What Predict does once the maps are back (no network needed)."""
     w._target = viewer.add_image(maps.foreground, name="img")
     n = len(w.shown)
-    w._predicted((w.model, maps))
+    w._predicted((w.model, maps, 0.0))
     qtbot.waitUntil(lambda: len(w.shown) > n and w.ws_job is None, timeout=30_000)
     return viewer.layers[w._result_name]
 

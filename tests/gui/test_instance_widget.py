@@ -37,7 +37,9 @@ def test_builtin_model_segments_nuclei_and_sliders_rerun_only_watershed(
     calls = _count_predictions(monkeypatch)
     assert w.model_source() == "nuclei" and w.image_box.current_choice == "nuclei"
     assert w.predict_form.values()["mode"] == "2d"
-    w.predict_form.editors["estimate_diameter"].setChecked(True)
+    diameter = w.predict_form.editors["diameter"]
+    assert diameter.text() == "auto" and w.predict_config().estimate_diameter  # the default
+    assert w.diameter_used.isHidden()
     w.predict_form.editors["device"].setCurrentText("cpu")
     job = w.start_predict()
     assert job is not None
@@ -47,6 +49,10 @@ def test_builtin_model_segments_nuclei_and_sliders_rerun_only_watershed(
     assert layer.data.shape == image.shape
     assert match_instances(truth, layer.data).ap > 0.6
     assert calls == [1]
+    used = w.diameter_used.text()  # the estimate it used is shown
+    assert not w.diameter_used.isHidden()
+    assert used.startswith("Diameter used: ") and used.endswith(" px (estimated)"), used
+    assert 5 < float(used.split()[2]) < 60
     # defaults of the model were shown in the sliders
     shown = w.post_form.values()["seed_threshold"]
     assert shown == pytest.approx(w.model.config.postprocessing.seed_threshold)

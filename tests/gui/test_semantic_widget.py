@@ -120,7 +120,7 @@ def test_time_series_is_segmented_frame_by_frame(setup, qtbot):
     job = widget.start_predict()
     qtbot.waitUntil(lambda: widget.job is None, timeout=30_000)
     assert viewer.layers["movie semantic"].data.shape == (2, 48, 48)
-    assert viewer.layers["movie P(class 1)"].data.shape == (2, 48, 48)
+    assert viewer.layers["movie P(background)"].data.shape == (2, 48, 48)
 
 
 def test_mismatched_layers_are_refused(setup):

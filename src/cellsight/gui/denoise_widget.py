@@ -56,6 +56,7 @@ from cellsight.gui.toolkit import (
     form,
     layer_axes_choices,
     layer_chooser,
+    user_layer,
 )
 
 FIELDS = ("steps", "patch_size", "batch_size", "variant", "patch_size_z")
@@ -146,7 +147,7 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
 
     # --- layout -----------------------------------------------------------------
     def _build(self) -> None:
-        self.image_box = layer_chooser(self.viewer, napari.layers.Image)
+        self.image_box = layer_chooser(self.viewer, napari.layers.Image, prefer=user_layer)
         self.image_box.changed.connect(self._sync_axes)
         self.axes_box, self.device_box = QComboBox(), device_box()
         self.axes_box.setToolTip("T: frames trained on as samples; Z: 3D model; C: channels.")

@@ -30,11 +30,13 @@ from cellsight.gui.toolkit import (
     JobMixin,
     ModelChooser,
     button_grid,
+    corrected_labels,
     form,
     layer_array,
     layer_chooser,
     layer_mode,
     model_ndim,
+    user_layer,
 )
 
 PREDICTION_KEY = "cellsight_prediction"  # set by the "Correct labels" dock
@@ -82,10 +84,12 @@ class FineTuneWidget(JobMixin, QWidget):
     def _build(self) -> None:
         self.model_box = ModelChooser()
         self.model_box.chosen.connect(self._list_versions)
-        self.image_box = layer_chooser(self.viewer, napari.layers.Image)
-        self.labels_box = layer_chooser(self.viewer, napari.layers.Labels)
+        self.image_box = layer_chooser(self.viewer, napari.layers.Image, prefer=user_layer)
+        self.labels_box = layer_chooser(self.viewer, napari.layers.Labels,
+                                        prefer=corrected_labels)
         self.diameter_form = ConfigForm(InstancePredictConfig(), ("diameter",),
-                                        {"diameter": {"suffix": " px"}})
+                                        {"diameter": {"suffix": " px",
+                                                     "special": "model's own scale"}})
         self.form = ConfigForm(FineTuneConfig(), FORM_FIELDS)
         grid, buttons = button_grid([("Fine-tune", self.start_fine_tune),
                                      ("Export package…", self.start_export)], columns=2)

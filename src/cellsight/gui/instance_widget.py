@@ -22,13 +22,14 @@ import napari
 import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from cellsight.config.instances import InstancePostConfig, InstancePredictConfig
 from cellsight.core.bmz.run import PackageModel
 from cellsight.core.blocks.instances import segment_instances_blockwise
 from cellsight.core.segmentation.instance_model import (
     InstanceModel,
+    estimate_diameter,
     instances_from_maps,
     predict_instance_maps,
 )
@@ -62,15 +63,16 @@ from cellsight.gui.toolkit import (
     layer_chooser,
     layer_mode,
     model_ndim,
+    user_layer,
 )
 from cellsight.gui.toolkit.models import foreign_package, load_package_asking, start_export
 from cellsight.gui.workers import start_job
 
-PREDICT_FIELDS = ("mode", "diameter", "estimate_diameter", "test_time_augmentation", "device")
+PREDICT_FIELDS = ("mode", "diameter", "test_time_augmentation", "device")
 POST_FIELDS = ("seed_threshold", "mask_threshold", "min_size")
 FORM_OPTIONS = {
     "mode": {"labels": {"2d": "2D (Y, X)", "3d": "3D (Z, Y, X)", "t": "T (time series)"}},
-    "diameter": {"suffix": " px", "special": "model's own scale"},
+    "diameter": {"suffix": " px", "special": "auto"},
     "seed_threshold": {"slider": True},
     "mask_threshold": {"slider": True},
 }
@@ -86,17 +88,28 @@ def load_model(source: str) -> InstanceModel:
 
 
 def predict_job(model, source, image, config, progress, should_stop):
-    """Worker: load the model if needed, then predict the maps."""
+    """Worker: load the model if needed, then predict the maps.
+
+    Returns ``(model, maps, diameter)``: the diameter (pixels) the image was taken to
+    have, estimated by the model when ``config.estimate_diameter`` (0: the model's own
+    scale, no rescaling).
+    """
     from cellsight.core.bmz.run import PackageModel, predict_package_maps
 
     model = model if model is not None else load_model(source)
+    image = load(image)
     if isinstance(model, PackageModel):  # a bioimage.io package from another tool
         axes = {"2d": "YX", "3d": "ZYX", "t": None}.get(config.mode)
-        maps = predict_package_maps(model, load(image), axes=axes, device=config.device,
+        maps = predict_package_maps(model, image, axes=axes, device=config.device,
                                     progress=progress, should_stop=should_stop)
-        return model, maps
-    maps = predict_instance_maps(model, load(image), config, progress, should_stop)
-    return model, maps
+        return model, maps, 0.0
+    if config.estimate_diameter:  # on the first frame of a series, as the CLI does
+        first = image[0] if config.mode == "t" else image
+        found = estimate_diameter(model, first, config, should_stop=should_stop)
+        config = config.model_copy(update={"diameter": round(found, 1),
+                                           "estimate_diameter": False})
+    maps = predict_instance_maps(model, image, config, progress, should_stop)
+    return model, maps, config.diameter
 
 
 def blockwise_job(model, source, image, config, blocks, out, post, progress, should_stop):
@@ -141,7 +154,7 @@ class InstanceWidget(JobMixin, QWidget):
     def _build(self) -> None:
         self.model_box = ModelChooser()
         self.model_box.chosen.connect(self._guess_mode)
-        self.image_box = layer_chooser(self.viewer, napari.layers.Image)
+        self.image_box = layer_chooser(self.viewer, napari.layers.Image, prefer=user_layer)
         self.image_box.changed.connect(self._guess_mode)
         self.predict_form = ConfigForm(InstancePredictConfig(), PREDICT_FIELDS, FORM_OPTIONS)
         self.post_form = ConfigForm(InstancePostConfig(), POST_FIELDS, FORM_OPTIONS)
@@ -153,6 +166,11 @@ class InstanceWidget(JobMixin, QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form(("Model", self.model_box), ("Image", self.image_box)))
         layout.addLayout(self.predict_form)
+        self.diameter_used = QLabel()
+        self.diameter_used.setToolTip("The nucleus diameter of the last prediction: the "
+                                      "model's estimate when the diameter is 'auto'.")
+        self.diameter_used.setVisible(False)
+        layout.addWidget(self.diameter_used)
         self.big = BigDataBox()
         layout.addWidget(self.big.widget)
         layout.addLayout(grid)
@@ -199,8 +217,9 @@ class InstanceWidget(JobMixin, QWidget):
 
     # --- configuration -------------------------------------------------------------
     def predict_config(self) -> InstancePredictConfig:
-        """Prediction parameters currently set."""
-        return self.predict_form.config()
+        """Prediction parameters currently set; diameter "auto" (0) = estimate it."""
+        config = self.predict_form.config()
+        return config.model_copy(update={"estimate_diameter": config.diameter == 0})
 
     def post_config(self) -> InstancePostConfig:
         """Watershed parameters currently set."""
@@ -284,6 +303,16 @@ class InstanceWidget(JobMixin, QWidget):
         if self.maps is not None:
             self._debounce.start()
 
+    def show_diameter(self, diameter: float) -> None:
+        """Show the nucleus diameter the last prediction used (estimated when "auto")."""
+        estimated = self.predict_form.values()["diameter"] == 0
+        if diameter > 0:
+            text = f"{diameter:.1f} px" + (" (estimated)" if estimated else "")
+        else:
+            text = "model's own scale" + (" (nothing found to measure)" if estimated else "")
+        self.diameter_used.setText(f"Diameter used: {text}")
+        self.diameter_used.setVisible(True)
+
     def _keep_model(self, model) -> None:
         if model is not self.model:
             self.model, self._loaded_from = model, self._requested
@@ -307,8 +336,9 @@ class InstanceWidget(JobMixin, QWidget):
             self.status.setText(f"Stopped; what was written is in {self.live.path}.partial.")
 
     def _predicted(self, result) -> None:
-        model, maps = result
+        model, maps, diameter = result
         self._keep_model(model)
+        self.show_diameter(diameter)
         self.maps = maps
         layer = self._target
         region = " (visible region)" if self._origin is not None else ""

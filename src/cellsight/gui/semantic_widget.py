@@ -13,7 +13,8 @@ the region shown in the canvas, in memory.
 
 import napari
 import numpy as np
-from napari.utils.notifications import show_error
+from napari.utils.colormaps import DirectLabelColormap, label_colormap
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtWidgets import QCheckBox, QVBoxLayout, QWidget
 
 from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
@@ -44,10 +45,15 @@ from cellsight.gui.toolkit import (
     layer_array,
     layer_chooser,
     layer_mode,
+    stroke_layer,
+    user_layer,
 )
 
 TRAINED_HERE = "model trained here"
-IDLE_TEXT = "Paint a few strokes per class (1, 2, ...) on a Labels layer."
+IDLE_TEXT = ("Paint a few strokes per class on a Labels layer: 1 = background, 2, 3, ... = "
+             "your classes.")
+#: more classes than this get a warning before training (a second Train goes ahead)
+MANY_CLASSES = 10
 NETWORK_FIELDS = ("ndim", "depth", "base_channels", "norm", "upsampling")
 TRAINING_FIELDS = (
     "steps",
@@ -93,6 +99,32 @@ def package_job(model, image, device, progress, should_stop):
                            should_stop=should_stop)
 
 
+def class_name(k: int, offset: int) -> str:
+    """Name of class ``k``: with strokes (offset 1) class 1 is the background."""
+    return "background" if offset == 1 and k == 1 else f"class {k}"
+
+
+def classes_colormap(n_classes: int, offset: int) -> DirectLabelColormap:
+    """napari's label colours for classes ``offset..``, the background class transparent."""
+    cyclic = label_colormap(n_classes + offset + 1)
+    colors = {None: np.zeros(4, np.float32), 0: np.zeros(4, np.float32)}
+    for k in range(offset, n_classes + offset):
+        colors[k] = np.zeros(4, np.float32) if k == 1 and offset == 1 else cyclic.map(k)
+    return DirectLabelColormap(color_dict=colors)
+
+
+def training_warning(labels: np.ndarray, zero_is_background: bool) -> str:
+    """One line if ``labels`` look wrong for a semantic model ("" when they look fine)."""
+    ids = np.unique(labels)
+    n = int(ids.size if zero_is_background else np.count_nonzero(ids))  # 0: not annotated
+    if n > MANY_CLASSES:
+        kind = ("they look like instance masks (one id per object), not class strokes"
+                if n > 2 * MANY_CLASSES else f"that makes a {n}-class model")
+        return (f"The labels hold {n} different ids: {kind}. Paint 1 = background, "
+                "2, 3, ... = your classes; press Train again to train anyway.")
+    return ""
+
+
 def _is_package(model) -> bool:
     from cellsight.core.bmz.run import PackageModel
 
@@ -108,6 +140,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         self.model: SemanticModel | None = None
         self._origin = None  # level-0 origin of a visible-region prediction
         self.live: LiveOutput | None = None
+        self._warned = None  # (labels layer, warning) already shown: Train again goes ahead
         self.init_jobs(napari_viewer, IDLE_TEXT)
         defaults = SemanticConfig()
         self.data_form = ConfigForm(defaults, ("scale", "soft_targets"))
@@ -117,8 +150,9 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
 
     # --- layout -----------------------------------------------------------------
     def _build(self) -> None:
-        self.image_box = layer_chooser(self.viewer, napari.layers.Image)
-        self.labels_box = layer_chooser(self.viewer, napari.layers.Labels)
+        self.image_box = layer_chooser(self.viewer, napari.layers.Image, prefer=user_layer)
+        self.labels_box = layer_chooser(self.viewer, napari.layers.Labels,
+                                        usable=stroke_layer, prefer=user_layer)
         self.image_box.changed.connect(self._guess_frames)
         self.model_box = ModelChooser(builtins={}, none_text=TRAINED_HERE)
         self.model_box.chosen.connect(self._load_chosen)
@@ -218,6 +252,12 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         image, labels = layer_array(image_layer), np.asarray(labels_layer.data).copy()
         if image.shape != labels.shape:
             show_error(f"Image {image.shape} and labels {labels.shape} differ in shape.")
+            return None
+        warning = training_warning(labels, self.background_check.isChecked())
+        if warning and self._warned != (labels_layer, warning):
+            self._warned = (labels_layer, warning)
+            show_warning(warning)
+            self.status.setText(warning)
             return None
         try:
             config = self.config()
@@ -320,11 +360,11 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         where = placed(layer, self._origin, result.labels.ndim) if layer is not None else {}
         region = " (visible region)" if self._origin is not None else ""
         meta = {"cellsight_owned": True}
+        n, first = self.model.config.n_classes, self.model.config.class_offset
         self.viewer.add_labels(result.labels, name=f"{name} semantic{region}", metadata=meta,
-                               **where)
+                               colormap=classes_colormap(n, first), **where)
         axis = result.probabilities.ndim - self.model.config.unet.ndim - 1  # the class axis
-        first = self.model.config.class_offset
-        names = [f"{name} P(class {first + k})" for k in range(self.model.config.n_classes)]
+        names = [f"{name} P({class_name(first + k, first)})" for k in range(n)]
         self.viewer.add_image(
             result.probabilities,
             channel_axis=axis,

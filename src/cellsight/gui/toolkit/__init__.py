@@ -25,10 +25,15 @@ A new dock is mostly layout::
 from cellsight.gui.config_form import ConfigForm
 from cellsight.gui.toolkit.jobs import EtaProgressBar, JobMixin, format_seconds
 from cellsight.gui.toolkit.layers import (
+    corrected_labels,
     layer_array,
     layer_axes_choices,
     layer_chooser,
     layer_mode,
+    looks_like_instances,
+    stroke_layer,
+    time_series_labels,
+    user_layer,
 )
 from cellsight.gui.toolkit.layout import button_grid, device_box, form, group
 from cellsight.gui.toolkit.models import (
@@ -48,6 +53,7 @@ __all__ = [
     "ModelChooser",
     "ModelFilesMixin",
     "button_grid",
+    "corrected_labels",
     "device_box",
     "form",
     "format_seconds",
@@ -56,5 +62,9 @@ __all__ = [
     "layer_axes_choices",
     "layer_chooser",
     "layer_mode",
+    "looks_like_instances",
     "model_ndim",
+    "stroke_layer",
+    "time_series_labels",
+    "user_layer",
 ]
