@@ -64,9 +64,10 @@ def batch_job(task, source, diameter, pattern, out_dir, workers, overwrite, prog
                          progress=progress, should_stop=should_stop)
 
 
-def _path_row(line: QLineEdit, button_text: str, pick) -> QHBoxLayout:
+def _path_row(line: QLineEdit, button_text: str, pick, tip: str = "") -> QHBoxLayout:
     row = QHBoxLayout()
     button = QPushButton(button_text)
+    button.setToolTip(tip)
     button.clicked.connect(pick)
     row.addWidget(line, 1)
     row.addWidget(button)
@@ -103,13 +104,16 @@ class BatchWidget(JobMixin, QWidget):
         self.overwrite_check.setToolTip("Off: outputs that exist are skipped, so running "
                                         "the same batch again finishes only the rest.")
         self.model_form = form(
-            ("Images", _path_row(self.input_edit, "Folder…", self._pick_input)),
+            ("Images", _path_row(self.input_edit, "Folder…", self._pick_input,
+                                           "Choose the folder of images to process.")),
             ("Task", self.task_box), ("Model", self.segment_model),
             ("N2V model", self.denoise_model), ("Diameter", self.diameter_box),
-            ("Output folder", _path_row(self.output_edit, "Folder…", self._pick_output)),
+            ("Output folder", _path_row(self.output_edit, "Folder…", self._pick_output,
+                                                  "Choose where results are written.")),
             ("Workers", self.workers_box), ("", self.overwrite_check),
         )
-        grid, buttons = button_grid([("Run", self.start)], columns=2)
+        grid, buttons = button_grid([("Run", self.start, "Process every image of the folder; "
+                                      "images already done are skipped.")], columns=2)
         self.run_button = buttons["Run"]
         grid.addWidget(self.stop_button, 0, 1)
         self.table = self._table()

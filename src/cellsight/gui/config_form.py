@@ -150,6 +150,21 @@ class ConfigForm(QFormLayout):
             self.editors[name] = box
             self.addRow(title, box)
 
+    def take_rows(self, fields: typing.Sequence[str]) -> QFormLayout:
+        """Move the rows of ``fields`` into a new form to place elsewhere (e.g. the basic
+        part of a dock); their editors still belong to this form (values, config)."""
+        other = QFormLayout()
+        for name in fields:
+            box = self.editors[name]
+            row, _ = self.getWidgetPosition(box)
+            taken = self.takeRow(row)
+            label = taken.labelItem.widget() if taken.labelItem is not None else None
+            if label is not None:
+                other.addRow(label, box)
+            else:
+                other.addRow(box)
+        return other
+
     def _emit_changed(self, *args) -> None:
         self.changed.emit()
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QComboBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QComboBox, QWidget
 
 from cellsight.config.n2v import DenoisePredictConfig, N2VConfig
 from cellsight.core.blocks.dense import denoise_blockwise
@@ -51,11 +51,13 @@ from cellsight.gui.toolkit import (
     JobMixin,
     ModelChooser,
     ModelFilesMixin,
+    advanced,
     button_grid,
     device_box,
     form,
     layer_axes_choices,
     layer_chooser,
+    scroll_layout,
     user_layer,
 )
 
@@ -154,22 +156,30 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         self.model_box = ModelChooser(builtins={}, none_text=TRAINED_HERE)
         self.model_box.chosen.connect(self._load_chosen)
         grid, buttons = button_grid([
-            ("Train && denoise", self.start), ("Apply model", self.start_apply),
-            ("Save model…", self._ask_save), ("Export package…", self._ask_export),
+            ("Train && denoise", self.start,
+             "Train a Noise2Void model on the chosen image itself (no clean data needed), "
+             "then denoise it into a new layer."),
+            ("Apply model", self.start_apply,
+             "Denoise the chosen image with the current model (no training)."),
+            ("Save model…", self._ask_save, "Save the current model into a folder."),
+            ("Export package…", self._ask_export,
+             "Write the current model as a bioimage.io package (.zip)."),
         ])
         self.train_button, self.apply_button, self.save_button, self.export_button = (
             buttons.values())
         self.plot = LossPlot()
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form(("Image", self.image_box), ("Axes", self.axes_box),
-                              ("Device", self.device_box), ("Model", self.model_box)))
-        layout.addLayout(self.form)
+                              ("Model", self.model_box)))
+        layout.addLayout(self.form.take_rows(("steps",)))
         self.big = BigDataBox()
-        layout.addWidget(self.big.widget)
+        self.advanced = advanced(form(("Device", self.device_box)), self.form, self.big.widget)
+        layout.addWidget(self.advanced)
         layout.addLayout(grid)
         for widget in (self.stop_button, self.progress_bar, self.status, self.plot):
             layout.addWidget(widget)
         layout.addStretch(1)
+        self.fit_width()
         self.busy_disables(self.train_button, self.model_box)
         self._sync_axes()
 

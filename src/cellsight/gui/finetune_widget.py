@@ -13,7 +13,7 @@ from pathlib import Path
 import napari
 import numpy as np
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QLabel, QListWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QListWidget, QWidget
 
 from cellsight.config.finetune import FineTuneConfig
 from cellsight.config.instances import InstancePredictConfig
@@ -29,6 +29,7 @@ from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
     ModelChooser,
+    advanced,
     button_grid,
     corrected_labels,
     form,
@@ -36,6 +37,7 @@ from cellsight.gui.toolkit import (
     layer_chooser,
     layer_mode,
     model_ndim,
+    scroll_layout,
     user_layer,
 )
 
@@ -91,23 +93,31 @@ class FineTuneWidget(JobMixin, QWidget):
                                         {"diameter": {"suffix": " px",
                                                      "special": "model's own scale"}})
         self.form = ConfigForm(FineTuneConfig(), FORM_FIELDS)
-        grid, buttons = button_grid([("Fine-tune", self.start_fine_tune),
-                                     ("Export package…", self.start_export)], columns=2)
+        grid, buttons = button_grid([
+            ("Fine-tune", self.start_fine_tune,
+             "Train the active model further on the corrected labels; the new version is "
+             "kept only if it scores better on the held-out part."),
+            ("Export package…", self.start_export,
+             "Write the active model as a bioimage.io package (.zip)."),
+        ], columns=2)
         self.tune_button, self.export_button = buttons["Fine-tune"], buttons["Export package…"]
         grid.addWidget(self.stop_button, 1, 0)
         self.versions = QListWidget()
         self.versions.setToolTip("Fine-tuned versions; double-click one to make it active.")
         self.versions.itemDoubleClicked.connect(self._version_chosen)
         self.review = ReviewPanel(self.viewer, self.review_inputs)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form(("Model (active)", self.model_box), ("Image", self.image_box),
                               ("Corrected labels", self.labels_box)))
-        for part in (self.diameter_form, self.form, grid):
-            layout.addLayout(part)
+        layout.addLayout(self.form.take_rows(("steps",)))
+        self.advanced = advanced(self.diameter_form, self.form)
+        layout.addWidget(self.advanced)
+        layout.addLayout(grid)
         for part in (self.progress_bar, self.status, QLabel("Model versions"), self.versions,
                      QLabel("Review: uncertain objects first"), self.review):
             layout.addWidget(part)
         self.busy_disables(self.tune_button, self.export_button, self.model_box, self.versions)
+        self.fit_width()
 
     def diameter(self) -> float:
         """Nucleus diameter used when predicting; fine-tuning runs at the same scale."""

@@ -22,7 +22,7 @@ import napari
 import numpy as np
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QWidget
 
 from cellsight.config.instances import InstancePostConfig, InstancePredictConfig
 from cellsight.core.bmz.run import PackageModel
@@ -57,12 +57,14 @@ from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
     ModelChooser,
+    advanced,
     button_grid,
     form,
     layer_array,
     layer_chooser,
     layer_mode,
     model_ndim,
+    scroll_layout,
     user_layer,
 )
 from cellsight.gui.toolkit.models import foreign_package, load_package_asking, start_export
@@ -159,25 +161,32 @@ class InstanceWidget(JobMixin, QWidget):
         self.predict_form = ConfigForm(InstancePredictConfig(), PREDICT_FIELDS, FORM_OPTIONS)
         self.post_form = ConfigForm(InstancePostConfig(), POST_FIELDS, FORM_OPTIONS)
         self.post_form.changed.connect(self._post_changed)
-        grid, buttons = button_grid([("Predict", self.start_predict),
-                                     ("Export package…", self.start_export)], columns=2)
+        grid, buttons = button_grid([
+            ("Predict", self.start_predict,
+             "Run the model on the chosen image; the sliders below then refine the "
+             "result without running the model again."),
+            ("Export package…", self.start_export,
+             "Write the chosen model as a bioimage.io package (.zip)."),
+        ], columns=2)
         self.predict_button, self.export_button = buttons["Predict"], buttons["Export package…"]
         grid.addWidget(self.stop_button, 1, 0)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
         layout.addLayout(form(("Model", self.model_box), ("Image", self.image_box)))
-        layout.addLayout(self.predict_form)
+        layout.addLayout(self.predict_form.take_rows(("diameter",)))
         self.diameter_used = QLabel()
         self.diameter_used.setToolTip("The nucleus diameter of the last prediction: the "
                                       "model's estimate when the diameter is 'auto'.")
         self.diameter_used.setVisible(False)
         layout.addWidget(self.diameter_used)
         self.big = BigDataBox()
-        layout.addWidget(self.big.widget)
+        self.advanced = advanced(self.predict_form, self.big.widget)
+        layout.addWidget(self.advanced)
         layout.addLayout(grid)
         layout.addLayout(self.post_form)
         layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
+        self.fit_width()
         self.busy_disables(self.predict_button, self.export_button)
         self._guess_mode()
 

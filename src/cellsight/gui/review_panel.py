@@ -56,6 +56,9 @@ class ReviewPanel(JobMixin, QWidget):
         self.views_box.setToolTip("Flipped / rotated copies the model predicts; more = "
                                   "steadier ranking, slower.")
         self.review_button = QPushButton("Find uncertain objects")
+        self.review_button.setToolTip("Rank the objects of the corrected labels by how much "
+                                      "the model's flipped / rotated predictions disagree; "
+                                      "click a row to go to that object.")
         self.review_button.clicked.connect(self.start_review)
         self.list = QListWidget()
         self.list.itemClicked.connect(self._jump)

@@ -15,7 +15,7 @@ import napari
 import numpy as np
 from napari.utils.colormaps import DirectLabelColormap, label_colormap
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtWidgets import QCheckBox, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QWidget
 
 from cellsight.config.semantic import SemanticConfig, SemanticPredictConfig
 from cellsight.core.blocks.dense import predict_semantic_blockwise
@@ -38,6 +38,7 @@ from cellsight.gui.toolkit import (
     JobMixin,
     ModelChooser,
     ModelFilesMixin,
+    advanced,
     button_grid,
     device_box,
     form,
@@ -45,6 +46,7 @@ from cellsight.gui.toolkit import (
     layer_array,
     layer_chooser,
     layer_mode,
+    scroll_layout,
     stroke_layer,
     user_layer,
 )
@@ -157,18 +159,29 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         self.model_box = ModelChooser(builtins={}, none_text=TRAINED_HERE)
         self.model_box.chosen.connect(self._load_chosen)
         self.device_box = device_box()
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)
+        frames, background, continue_, tta = self._checks()
         layout.addLayout(form(("Image", self.image_box), ("Labels (strokes)", self.labels_box),
-                              *self._checks(), ("Model", self.model_box),
-                              ("Device", self.device_box)))
-        layout.addLayout(self.data_form)
-        layout.addWidget(group("Network", self.network_form))
-        layout.addWidget(group("Training", self.training_form))
+                              ("Model", self.model_box)))
+        layout.addLayout(self.training_form.take_rows(("steps",)))
+        layout.addLayout(form(frames, continue_))
         self.big = BigDataBox()
-        layout.addWidget(self.big.widget)
+        self.advanced = advanced(
+            form(("Device", self.device_box), background, tta), self.data_form,
+            group("Network", self.network_form), group("Training", self.training_form),
+            self.big.widget,
+        )
+        layout.addWidget(self.advanced)
         grid, buttons = button_grid([
-            ("Train", self.start_training), ("Predict", self.start_predict),
-            ("Save model…", self._ask_save), ("Export package…", self._ask_export),
+            ("Train", self.start_training,
+             "Train a model on the strokes of the Labels layer (a new model, or the current "
+             "one fine-tuned when 'Start from the current model' is checked)."),
+            ("Predict", self.start_predict,
+             "Segment the chosen image with the current model: class labels and one "
+             "probability map per class, as new layers."),
+            ("Save model…", self._ask_save, "Save the current model into a folder."),
+            ("Export package…", self._ask_export,
+             "Write the current model as a bioimage.io package (.zip)."),
         ])
         (self.train_button, self.predict_button, self.save_button,
          self.export_button) = buttons.values()
@@ -177,6 +190,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         for widget in (self.stop_button, self.progress_bar, self.status, self.plot):
             layout.addWidget(widget)
         layout.addStretch(1)
+        self.fit_width()
         self.busy_disables(self.train_button, self.model_box)
         self._guess_frames()
 

@@ -35,7 +35,14 @@ from cellsight.gui.toolkit.layers import (
     time_series_labels,
     user_layer,
 )
-from cellsight.gui.toolkit.layout import button_grid, device_box, form, group
+from cellsight.gui.toolkit.layout import (
+    advanced,
+    button_grid,
+    device_box,
+    form,
+    group,
+    scroll_layout,
+)
 from cellsight.gui.toolkit.models import (
     FOLDER_ITEM,
     PICKERS,
@@ -52,6 +59,7 @@ __all__ = [
     "JobMixin",
     "ModelChooser",
     "ModelFilesMixin",
+    "advanced",
     "button_grid",
     "corrected_labels",
     "device_box",
@@ -64,6 +72,7 @@ __all__ = [
     "layer_mode",
     "looks_like_instances",
     "model_ndim",
+    "scroll_layout",
     "stroke_layer",
     "time_series_labels",
     "user_layer",

@@ -1,8 +1,22 @@
-"""Small layout pieces every dock repeats: form rows, button grids, groups, device box."""
+"""Small layout pieces every dock repeats: form rows, button grids, groups, device box,
+the collapsible Advanced section and the scroll area that keeps a dock within the screen."""
 
 import typing
 
-from qtpy.QtWidgets import QComboBox, QFormLayout, QGridLayout, QGroupBox, QPushButton
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QLayout,
+    QPushButton,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QCollapsible
 
 from cellsight.config.device import DeviceConfig, DeviceName
 
@@ -21,11 +35,16 @@ def form(*rows) -> QFormLayout:
 
 
 def button_grid(slots, columns: int = 3) -> tuple[QGridLayout, dict[str, QPushButton]]:
-    """Buttons from ``(text, slot)`` pairs, ``columns`` per row; also returned by text."""
+    """Buttons from ``(text, slot)`` or ``(text, slot, tooltip)``, ``columns`` per row.
+
+    The buttons are also returned by text.
+    """
     grid, buttons = QGridLayout(), {}
-    for k, (text, slot) in enumerate(slots):
+    for k, (text, slot, *tip) in enumerate(slots):
         button = QPushButton(text)
         button.clicked.connect(slot)
+        if tip:
+            button.setToolTip(tip[0])
         grid.addWidget(button, k // columns, k % columns)
         buttons[text.replace("&&", "&")] = button
     return grid, buttons
@@ -44,3 +63,54 @@ def device_box() -> QComboBox:
     box.addItems(list(typing.get_args(DeviceName)))
     box.setToolTip(DeviceConfig.field_help("device")[1])
     return box
+
+
+#: objectName of a dock's collapsible "Advanced" section
+ADVANCED = "advanced"
+
+
+def advanced(*parts, title: str = "Advanced") -> QCollapsible:
+    """A collapsed section holding ``parts`` (widgets or layouts): what experts change.
+
+    Its ``objectName`` is :data:`ADVANCED`, so tests can tell basic controls from the rest.
+    """
+    section = QCollapsible(title)
+    section.setObjectName(ADVANCED)
+    for part in parts:
+        if isinstance(part, QLayout):
+            holder = QWidget()
+            holder.setLayout(part)
+            part.setContentsMargins(0, 0, 0, 0)
+            part = holder
+        section.addWidget(_qt(part))
+    section.collapse(animate=False)
+    section.toggleButton().setToolTip("Settings most tasks never need: click to show or "
+                                      "hide them.")
+    return section
+
+
+def scroll_layout(dock: QWidget) -> QVBoxLayout:
+    """Put ``dock``'s content in a vertical scroll area; return the content's layout.
+
+    The dock then fits any screen height (``dock.scroll_area`` scrolls what does not);
+    the content keeps its full width (no horizontal scroll bar).
+    """
+    content = QWidget()
+    content.setObjectName("dock_content")
+    layout = QVBoxLayout(content)
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(content)
+    outer = QVBoxLayout(dock)
+    outer.setContentsMargins(0, 0, 0, 0)
+    outer.addWidget(area)
+    dock.scroll_area = area
+
+    def fit_width() -> None:
+        bar = area.verticalScrollBar().sizeHint().width()
+        area.setMinimumWidth(content.minimumSizeHint().width() + bar)
+
+    dock.fit_width = fit_width
+    return layout
