@@ -5,10 +5,13 @@ step writes its results into ``DIR`` (TIFFs, an ``overview.png`` and a
 ``summary.json`` listing every output with its napari layer type), so the results
 can be opened in napari afterwards (``python -m cellsight.gui.results DIR``).
 
-Steps today: load the samples, denoise the noisy widefield image (a short Noise2Void
-run trained on the noisy image itself, scored against its clean reference), segment
-nuclei (the built-in ``nuclei`` model, scored against the DSB2018 masks) and segment
-every frame of the HeLa time-lapse.
+Steps: load the samples, denoise the noisy widefield image (a short Noise2Void run
+trained on the noisy image itself, scored against its clean reference), segment nuclei
+(the built-in ``nuclei`` model, scored against the DSB2018 masks), segment every frame of
+the HeLa time-lapse (all 20 frames) and track its nuclei with divisions (CTC folder, GEFF
+store, tracked labels and a lineage figure). ``overview.png`` shows one labelled panel per
+result; ``summary.txt`` (also printed by ``cellsight pipeline``) lists every step with its
+key figures.
 """
 
 import json
@@ -93,6 +96,113 @@ def _timelapse_step(out: Path, record, should_stop) -> tuple[np.ndarray, np.ndar
     return movie, labels
 
 
+def _track_step(out: Path, record, movie, labels, should_stop):
+    """Track the segmented HeLa nuclei (divisions on); write CTC, GEFF, labels, lineage."""
+    from cellsight.config.tracking import TrackingConfig
+    from cellsight.core.evaluation.render import lineage_figure
+    from cellsight.core.tracking import SolverUnavailableError, napari_tracks, track
+    from cellsight.core.tracking.export import export_tracks
+    from cellsight.core.tracking.lineage import lineage_layout
+    from cellsight.io.tiff import write_labels
+
+    started = time.perf_counter()
+    try:
+        result = track(labels, movie, TrackingConfig(solver="ilp"), should_stop=should_stop)
+    except SolverUnavailableError:  # motile missing: the greedy solver still tracks
+        result = track(labels, movie, TrackingConfig(solver="greedy"), should_stop=should_stop)
+    layout = lineage_layout(result)
+    # the pipeline replaces its own earlier results in --out (and nothing else)
+    export_tracks(result, labels, out / "hela_tracks_ctc", "ctc", overwrite=True)
+    export_tracks(result, labels, out / "hela_tracks.geff", "geff", overwrite=True)
+    write_labels(out / "hela_tracked.tif", result.labels, axes="TYX")
+    lengths = [last - first + 1 for first, last, _ in layout.spans.values()]
+    lineage_figure(layout, out / "hela_lineage.png",
+                   f"HeLa lineage trees: {layout.n_tracks} tracks, {layout.n_divisions} "
+                   "divisions (black dots)")
+    record(
+        "track",
+        file="hela_tracked.tif",
+        layer_type="labels",
+        method=f"tracking by detection with divisions ({result.parameters['solver']} solver)",
+        frames=int(labels.shape[0]),
+        n_tracks=layout.n_tracks,
+        n_divisions=layout.n_divisions,
+        mean_track_length_frames=round(float(np.mean(lengths)), 2) if lengths else 0.0,
+        ctc="hela_tracks_ctc",
+        geff="hela_tracks.geff",
+        lineage="hela_lineage.png",
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return napari_tracks(result.detections, result.parent, result.node_track)[0], layout
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The summary for people: one line per step with its key figures and files."""
+    lines = [f"cellsight {summary['cellsight']} main job on the bundled samples "
+             f"({summary['seconds']:.0f} s), results in {summary['out']}"]
+    for i, step in enumerate(summary["steps"], 1):
+        name = step["step"]
+        if name == "denoise":
+            gain = step["psnr_denoised_db"] - step["psnr_noisy_db"]
+            text = (f"denoise W2S widefield (Noise2Void): PSNR {step['psnr_noisy_db']:.2f} dB "
+                    f"-> {step['psnr_denoised_db']:.2f} dB ({gain:+.2f} dB vs the clean "
+                    f"reference) -> {step['file']}")
+        elif name == "segment":
+            text = (f"segment DSB2018 nuclei (built-in model): {step['n_objects']} objects, "
+                    f"AP@0.5 vs ground truth {step['ap50_vs_ground_truth']:.3f} -> "
+                    f"{step['file']}")
+        elif name == "segment_timelapse":
+            text = (f"segment HeLa time-lapse: {step['frames']} frames, "
+                    f"{step['mean_objects_per_frame']:.1f} nuclei per frame -> {step['file']}")
+        elif name == "track":
+            text = (f"track HeLa nuclei: {step['n_tracks']} tracks, {step['n_divisions']} "
+                    f"divisions, mean track {step['mean_track_length_frames']:.1f} frames "
+                    f"({step['seconds']:.1f} s) -> {step['ctc']}/ (CTC), {step['geff']} "
+                    f"(GEFF), {step['file']}, {step['lineage']}")
+        else:
+            text = f"{name} -> {step.get('file', '')}"
+        lines.append(f"{i}. {text}")
+    lines.append(f"overview: {summary['overview']} (one labelled panel per result)")
+    return lines
+
+
+def _overview(out: Path, steps: dict, noisy, denoised, image, labels, movie, movie_labels,
+              tracks, layout) -> None:
+    """overview.png: one panel per result, each titled with what it shows and its figure."""
+    from cellsight.core.evaluation.render import (
+        draw_lineage,
+        draw_tracks,
+        labelled_overview,
+        panel,
+    )
+
+    den, seg, lapse, trk = (steps[k] for k in ("denoise", "segment", "segment_timelapse",
+                                                "track"))
+    last = movie.shape[0] - 1
+    panels = [
+        (f"1. Noisy widefield input (W2S)\nPSNR {den['psnr_noisy_db']:.1f} dB vs clean "
+         "reference", panel(noisy)),
+        (f"2. Denoised with Noise2Void\nPSNR {den['psnr_denoised_db']:.1f} dB "
+         f"({den['psnr_denoised_db'] - den['psnr_noisy_db']:+.1f} dB)", panel(denoised)),
+        (f"3. Nuclei segmented (DSB2018, outlines)\n{seg['n_objects']} objects, AP@0.5 "
+         f"{seg['ap50_vs_ground_truth']:.2f} vs ground truth", panel(image, labels)),
+        (f"4. HeLa time-lapse, frame {last} segmented\n"
+         f"{int(len(np.unique(movie_labels[last])) - 1)} nuclei "
+         f"({lapse['mean_objects_per_frame']:.1f} per frame on average)",
+         panel(movie[last], movie_labels[last])),
+        (f"5. Cell tracks: paths up to frame {last}, a colour each\n"
+         f"{trk['n_tracks']} tracks over {trk['frames']} frames, {trk['n_divisions']} "
+         "divisions",
+         lambda ax, title: draw_tracks(ax, movie[last], tracks, last, title)),
+        (f"6. Lineage trees: a line per track, frames left to right\n"
+         f"{trk['n_divisions']} divisions (black dot = mother splits), "
+         f"{trk['mean_track_length_frames']:.1f} frames per track",
+         lambda ax, title: draw_lineage(ax, layout, title)),
+    ]
+    labelled_overview(panels, out / "overview.png",
+                      "cellsight main job: denoise -> segment -> track, on the bundled samples")
+
+
 def run_pipeline(out_dir, progress=no_progress, should_stop=never_stop) -> dict:
     """Run every step on the bundled samples and write results to ``out_dir``.
 
@@ -107,9 +217,9 @@ def run_pipeline(out_dir, progress=no_progress, should_stop=never_stop) -> dict:
     Returns
     -------
     dict
-        The summary also written to ``summary.json``.
+        The summary also written to ``summary.json``; its ``summary`` lines (one per step,
+        with the key figures) also to ``summary.txt``.
     """
-    from cellsight.core.evaluation.render import montage, panel
     from cellsight.io.atomic import atomic_path
     from cellsight.plugin.samples import load_sample
 
@@ -120,24 +230,15 @@ def run_pipeline(out_dir, progress=no_progress, should_stop=never_stop) -> dict:
 
     def record(name: str, **fields) -> None:
         steps.append({"step": name, **fields})
-        progress(ProgressEvent(len(steps), 3, message=name))
+        progress(ProgressEvent(len(steps), 4, message=name))
 
     denoised = _denoise_step(out, record, should_stop)
     image, labels = _segment_step(out, record)
     movie, movie_labels = _timelapse_step(out, record, should_stop)
+    tracks, layout = _track_step(out, record, movie, movie_labels, should_stop)
 
-    picture = montage(
-        [
-            panel(load_sample("w2s_noisy")),
-            panel(denoised),
-            panel(image, labels),
-            panel(movie[-1], movie_labels[-1]),
-        ]
-    )
-    import imageio.v3 as iio
-
-    with atomic_path(out / "overview.png") as tmp:
-        iio.imwrite(tmp, picture, extension=".png")
+    _overview(out, {s["step"]: s for s in steps}, load_sample("w2s_noisy"), denoised, image,
+              labels, movie, movie_labels, tracks, layout)
     summary = {
         "cellsight": __version__,
         "inputs": {
@@ -147,8 +248,12 @@ def run_pipeline(out_dir, progress=no_progress, should_stop=never_stop) -> dict:
         },
         "steps": steps,
         "overview": "overview.png",
+        "out": str(out),
         "seconds": round(time.perf_counter() - started, 2),
     }
+    summary["summary"] = summary_lines(summary)
+    with atomic_path(out / "summary.txt") as tmp:
+        tmp.write_text("\n".join(summary["summary"]) + "\n")
     with atomic_path(out / "summary.json") as tmp:
         tmp.write_text(json.dumps(summary, indent=2))
     return summary

@@ -48,3 +48,6 @@ def test_pipeline_writes_output_folder(tmp_path, capsys):
     assert (tmp_path / "out" / "overview.png").stat().st_size > 1000
     for step in summary["steps"]:
         assert (tmp_path / "out" / step["file"]).exists()
+    assert [s["step"] for s in summary["steps"]][-1] == "track"
+    err = capsys.readouterr().err
+    assert "tracks" in err and "divisions" in err and "PSNR" in err  # the summary lines

@@ -46,5 +46,5 @@ def test_results_viewer_opens_pipeline_output(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     layers = open_results(viewer, tmp_path)
     kinds = {type(layer).__name__ for layer in layers}
-    assert kinds == {"Image", "Labels"}
+    assert kinds == {"Image", "Labels", "Tracks"}
     assert len(viewer.layers) >= 5

@@ -17,7 +17,9 @@ def run(args) -> int:
     with ProgressBars("pipeline") as progress:
         summary = run_pipeline(args.out, progress=progress)
     print(json.dumps(summary, indent=2))
-    print(f"Results written to {args.out} (overview: {args.out}/overview.png)", file=sys.stderr)
+    print("\n".join(summary["summary"]), file=sys.stderr)
+    print(f"Results written to {args.out} (overview: {args.out}/overview.png, summary: "
+          f"{args.out}/summary.txt)", file=sys.stderr)
     return 0
 
 
@@ -25,9 +27,11 @@ def register(sub) -> None:
     """Add the ``pipeline`` subcommand."""
     p = sub.add_parser(
         "pipeline",
-        help="Run denoise -> segment -> (time-lapse) on the bundled sample data.",
+        help="Run denoise -> segment -> track on the bundled sample data.",
         description="Run the whole cellsight pipeline headless on the bundled sample data "
-        "and write TIFF results, overview.png and summary.json to --out.",
+        "(denoise, segment, segment and track a time-lapse) and write TIFF results, the "
+        "tracks (CTC folder, GEFF), a lineage figure, overview.png, summary.txt and "
+        "summary.json to --out.",
     )
     p.add_argument("--out", required=True, help="Output folder (created if missing).")
     p.set_defaults(handler=run)

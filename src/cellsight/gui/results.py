@@ -6,7 +6,8 @@ from pathlib import Path
 
 
 def open_results(viewer, out_dir) -> list:
-    """Add the bundled inputs and every result listed in ``summary.json`` as layers."""
+    """Add the bundled inputs and every result listed in ``summary.json`` as layers (tracks
+    as a Tracks layer)."""
     from cellsight.io.tiff import read_image
     from cellsight.plugin.samples import load_sample
 
@@ -22,7 +23,20 @@ def open_results(viewer, out_dir) -> list:
         name = f"{step['step']}: {step['file']}"
         add = viewer.add_labels if step["layer_type"] == "labels" else viewer.add_image
         layers.append(add(data, name=name))
+        if step.get("ctc"):  # the tracks, with their division graph
+            layers.append(_add_tracks(viewer, out / step["ctc"]))
     return layers
+
+
+def _add_tracks(viewer, folder: Path):
+    from cellsight.core.tracking import napari_tracks
+    from cellsight.core.tracking.convert import result_from_ctc
+    from cellsight.io.ctc import read_ctc
+
+    ctc = read_ctc(folder, with_image=False)
+    result = result_from_ctc(ctc.labels, ctc.table)
+    data, graph, _ = napari_tracks(result.detections, result.parent, result.node_track)
+    return viewer.add_tracks(data, graph=graph, name=f"track: {folder.name}")
 
 
 def main(argv: list[str] | None = None) -> int:
