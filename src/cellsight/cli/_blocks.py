@@ -54,6 +54,8 @@ def is_batch(images: list[str]) -> bool:
     one = images[0]
     if _is_zarr(one):
         return False
+    if not Path(one).exists() and any(c in one for c in "*?[") and not glob.glob(one):
+        raise ValueError(f"No file matches the pattern {one}.")  # not taken for a file name
     return Path(one).is_dir() or (not Path(one).exists() and bool(glob.glob(one)))
 
 
