@@ -101,3 +101,9 @@ def test_median_diameter_2d_and_3d():
     assert 16 < d < 19
     assert median_diameter(np.stack([lab, lab])) == pytest.approx(d)
     assert median_diameter(np.zeros((4, 4), int)) == 0.0
+
+
+def test_median_diameter_of_huge_ids_needs_no_huge_table():
+    lab = disks(radius=9).astype(np.uint32)
+    sparse = np.where(lab > 0, lab.astype(np.uint64) * 1_000_000_000, 0).astype(np.uint64)
+    assert median_diameter(sparse) == pytest.approx(median_diameter(lab))  # ids up to ~4e9
