@@ -58,6 +58,10 @@ class ClickConfig(StrictConfig):
         0.25, ge=0.0, le=1.0, title="Follow: minimum overlap",
         description="Following an object to the next slice or frame stops when the new mask "
         "overlaps the previous one by less than this fraction (IoU).")
+    follow_min_contrast: float = Field(
+        0.12, ge=0.0, le=1.0, title="Follow: minimum contrast",
+        description="Following stops when the object's contrast with its surroundings falls "
+        "below this fraction of its contrast where it was clicked (the object has ended).")
     follow_max_steps: int = Field(200, ge=1, le=10000, title="Follow: maximum steps",
                                   description="At most this many slices / frames are followed.")
     device: DeviceName = Field("auto", title="Device",

@@ -7,9 +7,15 @@ Each built-in model is an ordinary model folder (``config.yaml``, ``weights.pt``
 import os
 from pathlib import Path
 
+#: name -> one-line description of the built-in models that segment a whole image
+SEGMENTATION_MODELS = {
+    "nuclei": "2D fluorescence nuclei: separated instances (trained for ~30 px diameter).",
+}
 #: name -> one-line description of every built-in model
 BUILTIN_MODELS = {
-    "nuclei": "2D fluorescence nuclei: separated instances (trained for ~30 px diameter).",
+    **SEGMENTATION_MODELS,
+    "clicks": "Click to segment: a click on a nucleus or cell gives its mask (2D; followed "
+              "through 3D stacks and time).",
 }
 
 

@@ -242,13 +242,16 @@ class ClickSession:
                  model: ClickModel | None = None, *, normalized: bool = False,
                  previous: np.ndarray | None = None):
         self.config = config or ClickConfig()
-        self.model = model or load_click_model(self.config.model, self.config.device)
         image = np.asarray(image)
+        check_intensities(image)
         if image.ndim == 3 and image.shape[-1] in (3, 4):
             image = image[..., :3].mean(axis=-1)
         if image.ndim != 2:
             raise ValueError(f"Click to segment works on one 2D image (Y, X); got shape "
                              f"{image.shape}: pick a slice or frame first.")
+        if min(image.shape) < 2:
+            raise ValueError(f"The image is too small to segment ({image.shape}).")
+        self.model = model or load_click_model(self.config.model, self.config.device)
         self.image = image if normalized else normalize_image(image, self.model.config)
         self.clicks: list[Click] = []
         if previous is not None and previous.shape != self.image.shape:
@@ -382,13 +385,27 @@ def interior_point(mask: np.ndarray) -> tuple[int, int] | None:
     return int(y), int(x)
 
 
+def contrast(image: np.ndarray, mask: np.ndarray, ring: int = 4) -> float:
+    """Mean intensity inside ``mask`` minus the mean of a ``ring``-pixel band around it."""
+    if not mask.any():
+        return 0.0
+    band = ndi.binary_dilation(mask, iterations=ring) & ~mask
+    if not band.any():
+        return 0.0
+    return float(np.mean(image[mask]) - np.mean(image[band]))
+
+
 def follow(image: np.ndarray, mask: np.ndarray, config: ClickConfig | None = None,
-           model: ClickModel | None = None, *, normalized: bool = False) -> np.ndarray:
+           model: ClickModel | None = None, *, normalized: bool = False,
+           reference: float | None = None) -> np.ndarray:
     """The same object in ``image`` (the next slice or frame), seeded by ``mask``.
 
     One positive click at the interior point of ``mask`` plus ``mask`` as the previous
-    mask. Returns an empty mask when the object has ended (the new mask overlaps
-    ``mask`` by less than ``config.follow_min_overlap``).
+    mask. Returns an empty mask when the object has ended: the new mask overlaps
+    ``mask`` by less than ``config.follow_min_overlap`` (IoU), or its contrast with its
+    surroundings is below ``config.follow_min_contrast`` times ``reference`` (the
+    contrast where the object was clicked; by default that of ``mask`` on ``image``'s
+    neighbour is unknown, so only the overlap rule applies).
     """
     config = config or ClickConfig()
     point = interior_point(mask)
@@ -397,9 +414,13 @@ def follow(image: np.ndarray, mask: np.ndarray, config: ClickConfig | None = Non
     session = ClickSession(image, config, model, normalized=normalized, previous=mask)
     new = session.add(Click(*point))
     union = np.logical_or(new, mask).sum()
-    iou = np.logical_and(new, mask).sum() / union if union else 0.0
-    if iou < config.follow_min_overlap:
+    overlap = np.logical_and(new, mask).sum() / union if union else 0.0
+    if overlap < config.follow_min_overlap:
         return np.zeros_like(new)
+    if reference is not None and reference != 0:
+        ratio = contrast(session.image, new) / reference
+        if ratio < config.follow_min_contrast:
+            return np.zeros_like(new)
     return new
 
 
@@ -419,12 +440,14 @@ def follow_stack(stack: np.ndarray, index: int, mask: np.ndarray,
         stack = normalize_image(stack, model.config)
     out = np.zeros(stack.shape[:3], bool)
     out[index] = mask
+    reference = contrast(stack[index], mask)
     for step in directions:
         current, z = mask, index + step
         for _ in range(config.follow_max_steps):
             if not 0 <= z < stack.shape[0] or should_stop():
                 break
-            current = follow(stack[z], current, config, model, normalized=True)
+            current = follow(stack[z], current, config, model, normalized=True,
+                             reference=reference)
             if not current.any():
                 break
             out[z] = current
@@ -471,6 +494,10 @@ def segment_from_clicks(image: np.ndarray, clicks: Sequence[Click | tuple],
     if not clicks:
         raise ValueError("No clicks given: click inside the object at least once.")
     image = np.asarray(image)
+    check_intensities(image)
+    if config.mode != "2d" and image.ndim != 3:
+        raise ValueError(f"Mode {config.mode!r} needs a (Z|T, Y, X) array; got shape "
+                         f"{image.shape}.")
     model = load_click_model(config.model, config.device)
     if config.mode == "2d":
         session = ClickSession(image, config, model, previous=previous)
@@ -480,9 +507,6 @@ def segment_from_clicks(image: np.ndarray, clicks: Sequence[Click | tuple],
             session.add(click)
             progress_event(progress, i + 1, len(clicks))
         return session.mask
-    if image.ndim != 3:
-        raise ValueError(f"Mode {config.mode!r} needs a (Z|T, Y, X) array; got shape "
-                         f"{image.shape}.")
     planes = {c.z for c in clicks}
     if None in planes or len(planes) != 1:
         raise ValueError("In a stack every click needs the same slice / frame index (z).")

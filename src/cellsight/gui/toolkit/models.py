@@ -1,6 +1,7 @@
 """Choosing, loading and saving models in the docks.
 
-:class:`ModelChooser` lists the built-in models (:data:`cellsight.models.BUILTIN_MODELS`),
+:class:`ModelChooser` lists the built-in segmentation models
+(:data:`cellsight.models.SEGMENTATION_MODELS`),
 the folders used so far, and items that ask the user for a model. Those items are
 :data:`PICKERS`: text -> ``picker(parent)`` returning a source or None; a bioimage.io
 package picker slots in there without touching the docks.
@@ -13,7 +14,7 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QComboBox, QFileDialog, QMessageBox
 
-from cellsight.models import BUILTIN_MODELS
+from cellsight.models import SEGMENTATION_MODELS
 
 FOLDER_ITEM = "a folder…"
 PACKAGE_ITEM = "a bioimage.io package (.zip)…"
@@ -159,7 +160,7 @@ class ModelChooser(QComboBox):
 
     chosen = Signal(str)
 
-    def __init__(self, builtins=BUILTIN_MODELS, none_text: str | None = None, pickers=None):
+    def __init__(self, builtins=SEGMENTATION_MODELS, none_text: str | None = None, pickers=None):
         super().__init__()
         self._none_text = none_text
         self._builtins = dict(builtins)
