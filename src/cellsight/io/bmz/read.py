@@ -131,7 +131,14 @@ def open_package(path: str | os.PathLike) -> Package:
         raise ValueError(f"{path} is not a bioimage.io package (a .zip, or a folder with "
                          "rdf.yaml / bioimageio.yaml).")
     source = path if path.is_file() else _description_file(path)
-    descr = load_description(source, format_version="latest", perform_io_checks=False)
+    try:
+        descr = load_description(source, format_version="latest", perform_io_checks=False)
+    except ValueError:
+        raise
+    except Exception as exc:  # unparsable YAML, a damaged zip: one line, not a traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path}: its bioimage.io description cannot be read "
+                         f"({type(exc).__name__}: {first[:200]}).") from exc
     if isinstance(descr, InvalidDescr):
         errors = descr.validation_summary.details[-1].errors if descr.validation_summary else []
         first = f": {errors[0].loc} {errors[0].msg}" if errors else ""
