@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-GUI_MODULES = ("qtpy", "PyQt6", "PyQt5", "PySide6", "napari", "magicgui", "superqt")
+GUI_MODULES = ("qtpy", "PyQt6", "PyQt5", "PySide6", "napari", "magicgui", "superqt", "pyqtgraph")
 
 
 def _loaded_after(code: str) -> set[str]:
