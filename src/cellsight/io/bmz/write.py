@@ -229,7 +229,14 @@ def build_description(parts: PackageParts, folder: Path):
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ValueError(f"Not a valid bioimage.io description: {where}: {first['msg']}") from exc
+        if where.startswith("license"):
+            raise ValueError(f"{first.get('input')!r} is not an SPDX licence id that "
+                             "bioimage.io accepts (e.g. MIT, BSD-3-Clause, CC-BY-4.0, "
+                             "Apache-2.0).") from exc
+        message = first["msg"]
+        if len(message) > 200:  # enumerations of allowed values: not for one line
+            message = message[:200] + "..."
+        raise ValueError(f"Not a valid bioimage.io description: {where}: {message}") from exc
 
 
 def write_package(parts: PackageParts, out: str | os.PathLike) -> Path:
