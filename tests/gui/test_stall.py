@@ -156,3 +156,18 @@ def test_instance_prediction_never_freezes_the_viewer(make_napari_viewer, qtbot)
         qtbot.wait(200)  # the layer's first draw
     assert job.state == "done"
     _check("Instance prediction (512x512, built-in model)", meter, idle)
+
+
+def test_a_job_slows_napari_activity_spinner(make_napari_viewer, qtbot):
+    """The spinner repaints the whole window; at full speed it halved training (Xvfb)."""
+    import time
+
+    from cellsight.gui.workers import SPINNER_SPEED, start_job
+
+    viewer = make_napari_viewer(show=True)
+    movie = viewer.window._qt_window.statusBar()._activity_item._inProgressIndicator.movie()
+    assert movie.speed() == 100
+    job = start_job(lambda progress, should_stop: time.sleep(0.2), name="Wait",
+                    viewer=viewer)
+    assert movie.speed() == SPINNER_SPEED
+    qtbot.waitUntil(lambda: not job.is_running, timeout=10_000)
