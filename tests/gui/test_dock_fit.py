@@ -27,20 +27,11 @@ MAX_CONTROLS = 8
 ADVANCED = "advanced"  # objectName of a dock's collapsible Advanced section
 
 
-#: docks whose modules were being changed by others when this test was written: the
-#: Track dock's buttons have no tooltips; the Correct dock needs 814 px and cannot scroll
-NOT_YET = {
-    "Track cells": "tracking_widget.py: Track / edit buttons without tooltips",
-    "Correct labels": "corrections_widget.py: 814 px high, no scroll area",
-}
-
-
 def _widget_names():
     pm = PluginManager()
     pm.discover()
     names = [w.display_name for w in pm.get_manifest("cellsight").contributions.widgets or []]
-    return [pytest.param(n, marks=pytest.mark.xfail(reason=NOT_YET[n], strict=False))
-            if n in NOT_YET else n for n in names]
+    return names
 
 
 def _inside_advanced(widget: QWidget, dock: QWidget) -> bool:

@@ -16,12 +16,18 @@ import napari
 import numpy as np
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QCheckBox, QLabel, QLineEdit, QListWidget, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QCheckBox, QLabel, QLineEdit, QListWidget, QWidget
 
 from cellsight.core.curation import corrections as corr
 from cellsight.gui.click_tool import ClickTool
 from cellsight.gui.layer_utils import PREDICTION_KEY, add_or_update_labels, apply_labels_edit
-from cellsight.gui.toolkit import button_grid, form, layer_axes_choices, layer_chooser
+from cellsight.gui.toolkit import (
+    button_grid,
+    form,
+    layer_axes_choices,
+    layer_chooser,
+    scroll_layout,
+)
 
 #: ms without a change before the edit list is recomputed (painting stays smooth)
 REFRESH_MS = 300
@@ -90,7 +96,7 @@ class CorrectionsWidget(QWidget):
         for text, tip in TOOLTIPS.items():
             self.buttons[text].setToolTip(tip)
         self.edits_list.itemClicked.connect(self._jump_to_edit)
-        layout = QVBoxLayout(self)
+        layout = scroll_layout(self)  # fits a 1280x800 window
         layout.addLayout(form(("Labels layer", self.layer_box), ("Selected ids", self.ids_edit),
                               ("", self.all_frames_box)))
         layout.addLayout(grid)

@@ -22,13 +22,29 @@ from cellsight.core.tracking import track
 from cellsight.core.tracking.editing import TrackEditor
 from cellsight.core.tracking.export import export_tracks
 from cellsight.gui.lineage_view import LineageView
-from cellsight.gui.toolkit import ConfigForm, JobMixin, button_grid, form, layer_chooser
+from cellsight.gui.toolkit import (
+    ConfigForm,
+    JobMixin,
+    button_grid,
+    form,
+    layer_chooser,
+    time_series_labels,
+)
 from cellsight.gui.tracks_export import TracksExportPanel
 
 FIELDS = ("solver", "max_distance", "max_gap", "divisions")
 FORM_OPTIONS = {"max_distance": {"special": "auto"}}
 EDIT_ACTIONS = ("Break link", "Link", "Mark division", "Unmark division", "Delete track",
                 "Undo", "Redo")
+EDIT_TIPS = (
+    "Cut the selected cell's track before the selected cell (it starts a new track).",
+    "Link the two selected cells (Ctrl+click the second in the tracked labels).",
+    "Make the selected cell's track divide into the two selected daughters.",
+    "Remove the division at the selected cell: its daughters start their own tracks.",
+    "Delete the selected cell's whole track.",
+    "Undo the last track edit.",
+    "Redo the last undone track edit.",
+)
 
 
 def run_tracking(labels, image, config, progress, should_stop):
@@ -54,14 +70,18 @@ class TrackingWidget(JobMixin, QWidget):
 
     # --- layout -----------------------------------------------------------------
     def _build(self) -> None:
-        self.labels_box = layer_chooser(self.viewer, napari.layers.Labels)
+        self.labels_box = layer_chooser(self.viewer, napari.layers.Labels,
+                                        usable=time_series_labels)
         self.image_box = layer_chooser(self.viewer, napari.layers.Image, optional=True)
         self.form = ConfigForm(TrackingConfig(), FIELDS, FORM_OPTIONS)
-        grid, self.buttons = button_grid([("Track", self.start_tracking)], columns=1)
+        grid, self.buttons = button_grid([("Track", self.start_tracking,
+                                           "Link the labels of every frame into tracks "
+                                           "(with divisions) in a worker.")], columns=1)
         self.track_button = self.buttons.pop("Track")
         self.selection_label = QLabel("Click a cell in the tracked labels to select it.")
         self.selection_label.setWordWrap(True)
-        edits, self.buttons = button_grid(zip(EDIT_ACTIONS, self._edit_slots(), strict=True), 2)
+        edits, self.buttons = button_grid(
+            zip(EDIT_ACTIONS, self._edit_slots(), EDIT_TIPS, strict=True), 2)
         for button in self.buttons.values():
             button.setEnabled(False)
         layout = QVBoxLayout(self)
