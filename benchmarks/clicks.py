@@ -155,7 +155,8 @@ def _objects(image, labels, rng, per_image, mcfg, min_area=30, pad=True):
     return out
 
 
-def datasets(per_image: int, seed: int, quick: bool, mcfg):
+def datasets(per_image: int, seed: int, quick: bool, mcfg, cells_per_slice: int = 60,
+             gowt1_per_frame: int = 25):
     rng = np.random.default_rng(seed)
     split = json.loads((ROOT / "benchmarks/splits/dsb2018_stage1.json").read_text())
     names = split["val"][: 5 if quick else None]
@@ -169,12 +170,13 @@ def datasets(per_image: int, seed: int, quick: bool, mcfg):
     for i in em_val[: 1 if quick else None]:
         image = imread(DATA / "em2d_isbi2012/images" / f"{i}.png")
         labels = ndi.label(imread(DATA / "em2d_isbi2012/labels" / f"{i}.png") == 255)[0]
-        cells += _objects(image, labels, rng, 8 if quick else 60, mcfg, min_area=100)
+        cells += _objects(image, labels, rng, 8 if quick else cells_per_slice, mcfg,
+                          min_area=100)
     gowt1 = []
     for n in ("021", "031", "033", "039")[: 1 if quick else None]:
         image = read_image(DATA / "tracking/Fluo-N2DH-GOWT1/01" / f"t{n}.tif").data
         labels = read_image(DATA / "tracking/Fluo-N2DH-GOWT1/01_GT/SEG" / f"man_seg{n}.tif").data
-        gowt1 += _objects(image, labels, rng, 5 if quick else 25, mcfg, pad=False)
+        gowt1 += _objects(image, labels, rng, 5 if quick else gowt1_per_frame, mcfg, pad=False)
     return {"nuclei (DSB2018 val)": nuclei, "cells (ISBI EM slices 15-19)": cells,
             "nuclei 1024x1024 (GOWT1 test frames)": gowt1}
 
@@ -212,13 +214,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/clicks.json")
     parser.add_argument("--per-image", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cells-per-slice", type=int, default=60)
+    parser.add_argument("--gowt1-per-frame", type=int, default=25)
     parser.add_argument("--model", default="clicks")
     parser.add_argument("--quick", action="store_true", help="a few objects (a smoke test)")
     args = parser.parse_args(argv)
 
     config = ClickConfig(model=args.model)
     model = cl.load_click_model(args.model)
-    sets = datasets(args.per_image, args.seed, args.quick, model.config)
+    sets = datasets(args.per_image, args.seed, args.quick, model.config,
+                    args.cells_per_slice, args.gowt1_per_frame)
     results = {"protocol": {"max_clicks": MAX_CLICKS, "first_click": "object centre",
                             "next_click": "centre of the largest error region"},
                "model": args.model, "sets": {}}
