@@ -243,15 +243,12 @@ class ClickTool(QGroupBox):
                     self._drawn.ndim == 3 else None
                 new = core.paint_object(data, followed, self.label, previous)
                 self._drawn = followed
-            elif self.plane:
-                new = data.copy()
-                new[self.plane] = core.paint_object(data[self.plane], mask, self.label,
-                                                    self._drawn)
+            else:  # one image, or one frame / slice: only that plane is compared
+                old = data[self.plane] if self.plane else data
+                new = core.paint_object(old, mask, self.label, self._drawn)
                 self._drawn = mask
-            else:
-                new = core.paint_object(data, mask, self.label, self._drawn)
-                self._drawn = mask
-            n = apply_labels_edit(layer, new)
+            n = (apply_labels_edit(layer, new) if followed is not None
+                 else _write_plane(layer, self.plane, old, new))
             where = f" (slices: {int(followed.any(axis=(1, 2)).sum())})" if \
                 followed is not None else ""
             state = f"label {self.label}: {int(mask.sum())} px{where}" if mask.any() else \
@@ -289,10 +286,9 @@ class ClickTool(QGroupBox):
                 self.owner.status.setText(f"Follow to next frame: label {self.label} ends "
                                           f"at frame {t - 1}.")
                 return
-            data = np.asarray(layer.data)
-            new = data.copy()
-            new[t] = core.paint_object(data[t], new_mask, self.label, np.zeros_like(new_mask))
-            apply_labels_edit(layer, new)
+            old = np.asarray(layer.data)[t]
+            _write_plane(layer, (t,), old,
+                         core.paint_object(old, new_mask, self.label, np.zeros_like(new_mask)))
             label = self.label
             self.session = core.ClickSession(norm[t], self.config, model, normalized=True,
                                              previous=new_mask)
@@ -306,3 +302,17 @@ class ClickTool(QGroupBox):
 
         self.last_job = start_job(run, name="Follow to next frame", on_result=done,
                                   on_error=lambda e: self._failed(), viewer=self.viewer)
+
+
+def _write_plane(layer, plane: tuple, old: np.ndarray, new: np.ndarray) -> int:
+    """Write the changed pixels of one plane of ``layer`` as ONE undoable edit.
+
+    Unlike :func:`apply_labels_edit` it never copies the whole stack (the GUI thread
+    stays quick on long time series).
+    """
+    changed = np.nonzero(new != old)
+    if changed[0].size == 0:
+        return 0
+    index = tuple(np.full(changed[0].size, p) for p in plane) + changed
+    layer.data_setitem(index, new[changed].astype(old.dtype))
+    return int(changed[0].size)
