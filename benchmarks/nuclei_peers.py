@@ -171,8 +171,11 @@ def main(argv=None) -> int:
             print(tool, json.dumps({k: v for k, v in info["scores"].items()
                                     if k != "per_image_ap50"}), flush=True)
         report["tools"][tool] = info
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+        # written after every tool, so a run cut short keeps what it measured
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        tmp.replace(args.out)
     print(f"written {args.out}")
     return 0
 

@@ -70,6 +70,41 @@ class FineTuneConfig(StrictConfig):
         title="Patch size (Y, X)",
         description="Side of the square training patches in pixels (at most the image size).",
     )
+    anchor: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        title="Pull to the starting model",
+        description="Each step moves the weights back toward the starting model by "
+        "learning rate x this x their difference (L2-SP), so a few corrected frames cannot "
+        "pull the model far from what it knew. 0 = off.",
+    )
+    check_frames: int = Field(
+        16,
+        ge=0,
+        le=100,
+        title="Un-corrected frames checked",
+        description="After training, up to this many frames (about 2 megapixels in all) of "
+        "the same images that hold no corrections are segmented by the old and the new "
+        "model; the new model is used only if it keeps the old one's confident objects "
+        "there and adds few on background (0 = held-out check only).",
+    )
+    check_keep: float = Field(
+        0.9,
+        ge=0.0,
+        le=1.0,
+        title="Keep at least (share)",
+        description="On un-corrected frames the new model must find at least this share of "
+        "the objects the old model was sure of (found again on the flipped frame).",
+    )
+    check_added: float = Field(
+        0.5,
+        ge=0.0,
+        le=100.0,
+        title="Add at most (per old object)",
+        description="On un-corrected frames the new model may add at most this many objects "
+        "on the old model's background per object of the old model.",
+    )
     seed: int = Field(0, ge=0, le=2**31 - 1, title="Seed", description="Random seed.")
     device: Literal["auto", "cpu", "cuda", "mps"] = Field(
         "auto",
@@ -94,6 +129,7 @@ class FineTuneConfig(StrictConfig):
                 "patch_size": self.patch_size,
                 "seed": self.seed,
                 "device": self.device,
+                "anchor_weight": self.anchor,
                 "val_fraction": 0.0,
                 "val_every": self.steps,
                 "patience": 0,

@@ -81,6 +81,16 @@ class TrainConfig(StrictConfig):
     weight_decay: float = Field(
         1e-4, ge=0.0, le=1.0, title="Weight decay", description="AdamW weight decay."
     )
+    anchor_weight: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        title="Pull to the starting weights",
+        description="When training starts from a model: each step moves every weight back "
+        "toward its starting value by learning rate x this x the difference (L2-SP, "
+        "decoupled like AdamW's decay), so a short fine-tuning on few corrections cannot "
+        "drift far from what the model knew. 0 = off.",
+    )
     annotated_fraction: float = Field(
         0.9,
         ge=0.0,

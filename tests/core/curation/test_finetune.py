@@ -6,7 +6,11 @@ from cellsight.config.instances import InstanceConfig
 from cellsight.config.training import TrainConfig
 from cellsight.config.unet import UNetConfig
 from cellsight.core.curation import finetune as ft
-from cellsight.core.curation.correction_data import correction_frames, split_holdout
+from cellsight.core.curation.correction_data import (
+    correction_frames,
+    split_holdout,
+    uncorrected_frames,
+)
 from cellsight.core.nn.unet import UNet
 from cellsight.core.progress import Cancelled
 from cellsight.core.segmentation.instance_model import InstanceModel
@@ -137,3 +141,79 @@ def test_stop_and_bad_folders(crop, tmp_path):
         ft.fine_tune(image, truth, base="nuclei", out_dir=tmp_path / "taken")
     with pytest.raises(ValueError, match="rescale"):
         ft.fine_tune(image, truth, FineTuneConfig(**TINY), base="nuclei", diameter=1.0)
+
+
+def test_uncorrected_frames_are_the_others_spread_evenly(crop):
+    image, truth = crop
+    stack, labels = np.stack([image] * 7), np.stack([truth] * 7)
+    others = uncorrected_frames(stack, labels, 2, reviewed=[[1]], limit=10)
+    assert [n for _, n in others] == [f"image 0, frame {k}" for k in (0, 2, 3, 4, 5, 6)]
+    spread = uncorrected_frames(stack, labels, 2, reviewed=[[1]], limit=3)
+    assert [n for _, n in spread] == ["image 0, frame 0", "image 0, frame 3",
+                                      "image 0, frame 6"]
+    assert uncorrected_frames(image, truth, 2) == []  # one image: nothing else to check
+    few = uncorrected_frames(stack, labels, 2, reviewed=[[1]], megapixels=2.5 * image.size / 1e6)
+    assert len(few) == 3  # about 2.5 frames' worth of pixels
+
+
+def test_consistency_catches_lost_and_invented_objects(crop):
+    _, truth = crop
+    # "images" that are label maps, "models" that read them back (flip-consistent)
+    frames = [(truth.astype(np.float32), "f0"), (truth[::-1].astype(np.float32), "f1")]
+
+    def old(im):
+        return im.astype(np.int32)
+
+    same = ft.check_consistency(frames, old, old)
+    n = len(np.unique(truth)) - 1
+    assert (same.frames, same.old_objects, same.confident, same.kept, same.added) == (
+        2, 2 * n, 2 * n, 2 * n, 0)
+    cfg = FineTuneConfig()
+    held = ft.MatchResult(5, 0, 0, ())
+    assert ft._verdict(held, held, same, cfg) == ""
+    lost = ft.check_consistency(frames, old, lambda im: np.where(im % 2 == 0, im, 0).astype(int))
+    assert lost.kept < lost.confident and "sure of" in ft._verdict(held, held, lost, cfg)
+
+    def dotted(im):
+        out = im.astype(np.int32)
+        for k, y in enumerate(range(0, im.shape[0] - 3, 6)):  # dots on the background
+            dot = (slice(y, y + 3), slice(0, 3))
+            if not out[dot].any():
+                out[dot] = int(im.max()) + 1 + k
+        return out
+
+    invented = ft.check_consistency(frames, old, dotted)
+    assert invented.kept == invented.confident and invented.added > 0
+    strict = FineTuneConfig(check_added=0.01)
+    assert "background" in ft._verdict(held, held, invented, strict)
+    assert "WORSE" in ft._verdict(held, ft.MatchResult(4, 1, 1, ()), same, cfg)
+    assert ft.check_consistency([], None, None) is None
+
+
+def test_anchor_pulls_the_weights_back_to_the_start(crop):
+    image, truth = crop
+    start = InstanceModel.load("nuclei")
+    before = [p.detach().clone() for p in start.net.parameters()]
+    one = TINY | {"steps": 1}
+    free = ft.fine_tune(image, truth, FineTuneConfig(**one), base=start)
+    held = ft.fine_tune(image, truth, FineTuneConfig(**one, anchor=1000.0), base=start)
+
+    def drift(model):
+        return max(float((p.detach() - b).abs().max()) for p, b in
+                   zip(model.net.parameters(), before, strict=True))
+
+    # lr (1e-3) x anchor (1000) = 1: the step ends back at the starting weights
+    assert drift(held.model) < 1e-6 < drift(free.model)
+
+
+def test_a_time_series_checks_the_frames_nobody_corrected(crop):
+    image, truth = crop
+    movie = np.stack([image, image[:, ::-1], image[::-1], image])
+    labels = np.stack([truth, truth[:, ::-1], np.zeros_like(truth), np.zeros_like(truth)])
+    result = ft.fine_tune(movie, labels, FineTuneConfig(**TINY), base="nuclei",
+                          reviewed=[[0, 1]])
+    assert result.consistency.frames == 2 and result.consistency.confident > 0
+    assert "un-corrected frame" in result.message
+    assert result.kept == ("new" if not ft._verdict(result.before, result.after,
+                                                   result.consistency, FineTuneConfig())
+                           else "old")

@@ -141,6 +141,19 @@ def correction_frames(
     -------
     list of CorrectionFrame
     """
+    out = []
+    for i, args in enumerate(_per_image(images, corrected, predictions, reviewed, annotated)):
+        out += _frames_of(i, *args, model_ndim, region, margin)[0]
+    if not out:
+        raise ValueError(
+            "No corrections to learn from: correct some objects (or mark frames as "
+            "reviewed) first."
+        )
+    return out
+
+
+def _per_image(images, corrected, predictions, reviewed, annotated):
+    """(image, labels, prediction, reviewed, annotated) per image, checked for count."""
     images, corrected = _listed(images), _listed(corrected)
     n = len(images)
     predictions = _listed(predictions) if predictions is not None else [None] * n
@@ -150,16 +163,7 @@ def correction_frames(
             or len(annotated) != n:
         raise ValueError(f"Give one label image (and prediction / mask) per image; got {n} "
                          f"images and {len(corrected)} label images.")
-    out = []
-    for i in range(n):
-        out += _frames_of(i, images[i], corrected[i], predictions[i], reviewed[i],
-                          annotated[i], model_ndim, region, margin)
-    if not out:
-        raise ValueError(
-            "No corrections to learn from: correct some objects (or mark frames as "
-            "reviewed) first."
-        )
-    return out
+    return list(zip(images, corrected, predictions, reviewed, annotated, strict=True))
 
 
 def _listed(data) -> list:
@@ -187,7 +191,46 @@ def _frames_of(i, image, labels, prediction, reviewed, annotated, ndim, region, 
     keep = [k for k in range(len(frames)) if masks[k].any()
             and (reviewed is not None or annotated is not None or pred is not None
                  or lab[k].any())]
-    return [CorrectionFrame(frames[k], lab[k], masks[k], names[k]) for k in keep]
+    used = [CorrectionFrame(frames[k], lab[k], masks[k], names[k]) for k in keep]
+    others = [(frames[k], names[k]) for k in range(len(frames)) if k not in set(keep)]
+    return used, others
+
+
+def uncorrected_frames(
+    images,
+    corrected,
+    model_ndim: int,
+    *,
+    predictions=None,
+    reviewed=None,
+    annotated=None,
+    region: str = "frames",
+    margin: int = 16,
+    limit: int = 16,
+    megapixels: float = 2.0,
+) -> list[tuple[np.ndarray, str]]:
+    """Frames of the same images that hold no corrections, spread evenly.
+
+    At most ``limit`` frames and about ``megapixels`` in all (at least one frame), so
+    small slices are checked in numbers and big frames stay quick.
+
+    Same arguments as :func:`correction_frames`. The fine-tuning check scores the new
+    model on them against the old model's confident objects, so a model that learned
+    the few corrected frames by heart but got worse elsewhere is caught.
+
+    Returns
+    -------
+    list of (frame, name)
+    """
+    others = []
+    for i, args in enumerate(_per_image(images, corrected, predictions, reviewed, annotated)):
+        others += _frames_of(i, *args, model_ndim, region, margin)[1]
+    if others:
+        limit = min(limit, max(1, int(np.ceil(megapixels * 1e6 / others[0][0].size))))
+    if len(others) <= limit:
+        return others
+    pick = np.unique(np.linspace(0, len(others) - 1, limit).round().astype(int))
+    return [others[k] for k in pick]
 
 
 def split_holdout(

@@ -11,15 +11,20 @@ call it.
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cellsight.config.finetune import FineTuneConfig
 from cellsight.config.instances import InstancePredictConfig
-from cellsight.core.curation.correction_data import correction_frames, score_frames, split_holdout
-from cellsight.core.evaluation.metrics import MatchResult
+from cellsight.core.curation.correction_data import (
+    correction_frames,
+    score_frames,
+    split_holdout,
+    uncorrected_frames,
+)
+from cellsight.core.evaluation.metrics import MatchResult, iou_matrix, match_instances
 from cellsight.core.progress import (
     Cancelled,
     ProgressCallback,
@@ -37,6 +42,85 @@ from cellsight.core.segmentation.instance_model import (
 
 _VERSION = re.compile(r"^(?P<name>.+)-ft(?P<n>\d{3,})$")
 MODELS_DIR_ENV = "CELLSIGHT_MODELS_DIR"
+
+
+@dataclass(frozen=True)
+class Consistency:
+    """The new model against the old model's confident objects on un-corrected frames.
+
+    A few corrected frames can be learned by heart while the model gets worse on the
+    rest of the data; the held-out corrections (a stripe of the same frame) do not see
+    that. So the frames nobody corrected are segmented by both models: the old model's
+    *confident* objects (found again, IoU >= 0.7, when the frame is flipped) should be
+    found by the new model too, and the new model should not fill the background with
+    objects.
+
+    Attributes
+    ----------
+    frames : int
+        Un-corrected frames looked at.
+    old_objects, new_objects : int
+        Objects of the old / new model on them.
+    confident : int
+        Old objects found again on the flipped frame.
+    kept : int
+        Confident old objects the new model also finds (one-to-one, IoU >= 0.5).
+    added : int
+        New objects lying (>= 80 % of their pixels) where the old model saw background.
+    """
+
+    frames: int
+    old_objects: int
+    new_objects: int
+    confident: int
+    kept: int
+    added: int
+
+    @property
+    def kept_share(self) -> float:
+        """Share of the old model's confident objects the new model keeps (1 if none)."""
+        return self.kept / self.confident if self.confident else 1.0
+
+    @property
+    def added_share(self) -> float:
+        """Objects added on the background, per object of the old model."""
+        return self.added / max(self.old_objects, self.frames, 1)
+
+    def text(self) -> str:
+        """One line for the user."""
+        return (f"on {self.frames} un-corrected frame(s) the new model keeps "
+                f"{self.kept} of {self.confident} objects the old one was sure of and adds "
+                f"{self.added} on background ({self.old_objects} -> {self.new_objects} objects)")
+
+
+def _confident(labels: np.ndarray, flipped_back: np.ndarray, min_iou: float = 0.7) -> np.ndarray:
+    """``labels`` reduced to the objects found again (IoU >= min_iou) in ``flipped_back``."""
+    iou, ids, _ = iou_matrix(labels, flipped_back)
+    if not len(ids):
+        return np.zeros_like(labels)
+    sure = ids[(iou.max(axis=1) if iou.size else np.zeros(len(ids))) >= min_iou]
+    return np.where(np.isin(labels, sure), labels, 0)
+
+
+def check_consistency(frames, segment_old, segment_new) -> Consistency | None:
+    """Score the new model on un-corrected frames against the old one (None: no frames)."""
+    if not frames:
+        return None
+    counts = np.zeros(5, int)
+    for image, _name in frames:
+        old = segment_old(image)
+        flip = tuple(range(image.ndim))
+        back = np.flip(segment_old(np.ascontiguousarray(np.flip(image, flip))), flip)
+        sure = _confident(old, back)
+        new = segment_new(image)
+        new_ids = np.unique(new[new > 0])
+        on_bg = np.bincount(new.ravel(), weights=(old == 0).ravel(), minlength=new.max() + 1)
+        sizes = np.bincount(new.ravel(), minlength=new.max() + 1)
+        counts += [
+            len(np.unique(old[old > 0])), len(new_ids), len(np.unique(sure[sure > 0])),
+            match_instances(sure, new).tp, int((on_bg[new_ids] >= 0.8 * sizes[new_ids]).sum()),
+        ]
+    return Consistency(len(frames), *(int(c) for c in counts))
 
 
 @dataclass
@@ -60,6 +144,9 @@ class FineTuneResult:
     steps_done : int
     seconds : float
         Wall-clock seconds of training.
+    consistency : Consistency or None
+        The new model against the old one's confident objects on frames of the same
+        images that hold no corrections (None when there are none).
     """
 
     model: InstanceModel
@@ -71,6 +158,7 @@ class FineTuneResult:
     message: str
     steps_done: int
     seconds: float
+    consistency: Consistency | None = None
 
     @property
     def before_ap(self) -> float:
@@ -188,14 +276,32 @@ def _segmenter(model: InstanceModel, diameter: float, device: str, should_stop):
     return segment
 
 
-def _message(before: MatchResult, after: MatchResult, folder: Path | None, kept: str) -> str:
+def _verdict(before: MatchResult, after: MatchResult, consistency: Consistency | None,
+             config: FineTuneConfig) -> str:
+    """Why the new model must not replace the old one ("" = it may)."""
+    if after.ap < before.ap:
+        return "it is WORSE on the held-out corrections"
+    if consistency is not None:
+        if consistency.kept_share < config.check_keep:
+            return (f"it loses {consistency.confident - consistency.kept} of "
+                    f"{consistency.confident} objects the current model was sure of on "
+                    "un-corrected frames")
+        if consistency.added_share > config.check_added:
+            return f"it adds {consistency.added} objects on background of un-corrected frames"
+    return ""
+
+
+def _message(before: MatchResult, after: MatchResult, folder: Path | None, why: str,
+             consistency: Consistency | None = None) -> str:
     text = f"AP@0.5 on held-out corrections: {before.ap:.2f} -> {after.ap:.2f}"
+    if consistency is not None:
+        text += f"; {consistency.text()}"
     name = folder.name if folder is not None else "the new model"
     saved = f"{name} saved" if folder is not None else "not saved"
-    if kept == "new":
+    if not why:
         return f"{text} (new model {saved}, now active)"
-    return (f"{text}: the fine-tuned model is WORSE on the held-out corrections "
-            f"({saved}); the current model stays active")
+    return f"{text}. The fine-tuned model is not used: {why} ({saved}); the current model " \
+           "stays active"
 
 
 def fine_tune(
@@ -271,6 +377,11 @@ def fine_tune(
         annotated=annotated, region=config.region, margin=config.margin,
     )
     train, held, held_text = split_holdout(frames, config.holdout_fraction, config.seed)
+    others = uncorrected_frames(
+        images, corrected, start.config.unet.ndim, predictions=predictions, reviewed=reviewed,
+        annotated=annotated, region=config.region, margin=config.margin,
+        limit=config.check_frames,
+    ) if config.check_frames else []
     progress(ProgressEvent(0, config.steps, "checking the current model on held-out corrections"))
     before = score_frames(held, _segmenter(start, diameter, config.device, should_stop))
     model_config = start.config.model_copy(
@@ -293,11 +404,21 @@ def fine_tune(
         after = score_frames(held, _segmenter(tuned, diameter, config.device, should_stop))
     except Cancelled as exc:
         raise Cancelled(STOPPED, partial=tuned) from exc
-    kept = "new" if after.ap >= before.ap else "old"
+    progress(ProgressEvent(config.steps, config.steps, "checking un-corrected frames"))
+    try:
+        consistency = check_consistency(
+            others, _segmenter(start, diameter, config.device, should_stop),
+            _segmenter(tuned, diameter, config.device, should_stop),
+        ) if config.check_frames else None
+    except Cancelled as exc:
+        raise Cancelled(STOPPED, partial=tuned) from exc
+    why = _verdict(before, after, consistency, config)
+    kept = "old" if why else "new"
     folder = _out_folder(out_dir, out_parent, name)
     result = FineTuneResult(tuned, before, after, held_text, folder, kept,
-                            _message(before, after, folder, kept),
-                            int(tuned.meta["metrics"]["steps_done"]), round(seconds, 1))
+                            _message(before, after, folder, why, consistency),
+                            int(tuned.meta["metrics"]["steps_done"]), round(seconds, 1),
+                            consistency)
     if folder is not None:
         _save(result, start, name, config)
     return result
@@ -315,6 +436,8 @@ def _save(result: FineTuneResult, start: InstanceModel, name: str, config: FineT
             "ap50_before": round(result.before_ap, 4),
             "ap50_after": round(result.after_ap, 4),
             "kept": result.kept,
+            "consistency": (None if result.consistency is None
+                            else asdict(result.consistency)),
             "train_seconds": result.seconds,
             "steps_done": result.steps_done,
         },

@@ -231,6 +231,7 @@ class _Loop:
         self.ema: float | None = None
         self.bad_checks = 0
         self.last_report = 0.0
+        self.anchor: list[torch.Tensor] | None = None
 
     def fraction_done(self) -> float:
         """Share of the run done: steps or time, whichever is further along."""
@@ -257,12 +258,28 @@ class _Loop:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
+        self._pull_to_anchor()
         self.steps_done += 1
         self.sched.step()
         self._average()
         value = float(loss.detach())
         self.ema = value if self.ema is None else 0.95 * self.ema + 0.05 * value
         return value
+
+    def set_anchor(self) -> None:
+        """Remember the current (starting) weights for ``config.anchor_weight``."""
+        if self.config.anchor_weight > 0:
+            self.anchor = [p.detach().clone() for p in self.model.parameters()]
+
+    @torch.no_grad()
+    def _pull_to_anchor(self) -> None:
+        """L2-SP, decoupled: w <- w - lr * anchor_weight * (w - w_start)."""
+        if self.anchor is None:
+            return
+        lr = self.opt.param_groups[0]["lr"]
+        shrink = min(1.0, lr * self.config.anchor_weight)
+        for p, a in zip(self.model.parameters(), self.anchor, strict=True):
+            p.sub_(shrink * (p - a))
 
     def _average(self) -> None:
         """Running mean of the weights over the last part of training (when configured)."""
@@ -437,6 +454,8 @@ def train_pixel_classifier(
     batches = _Batches(sampler, config, device, rng, layout, unet_config.in_channels)
     loop = _Loop(model, config, device, on_checkpoint, progress, layout)
     loop.load_optimizer((init_state or {}).get("optimizer"))
+    if init_state and init_state.get("model"):
+        loop.set_anchor()
     hard = _HardPixels(sampler, config, device, unet_config.in_channels, should_stop)
     try:
         step = _run(loop, batches, val, should_stop, hard)
