@@ -6,6 +6,7 @@ editable controls; it fits in :data:`MAX_HEIGHT` pixels of height, or scrolls; e
 push button says what it does in a tooltip.
 """
 
+import numpy as np
 import pytest
 from npe2 import PluginManager
 from qtpy.QtWidgets import (
@@ -102,3 +103,9 @@ def test_dock_fits_1280x800_with_few_controls_and_tooltips(make_napari_viewer, q
     assert needed <= MAX_HEIGHT, f"{name} needs {needed} px of height"
     assert content <= MAX_HEIGHT or scroll is not None, (
         f"{name} wants {content} px and cannot scroll")
+    if scroll is not None:  # nothing cut off at the right edge once the layers are listed
+        viewer.add_image(np.zeros((8, 8)), name="an image layer with quite a long name")
+        qtbot.wait(50)
+        inner = scroll.widget()
+        assert inner.width() <= scroll.viewport().width() + 1, (
+            f"{name}: content {inner.width()} px wide in a {scroll.viewport().width()} px area")

@@ -5,6 +5,8 @@ Instance models train through the semantic path (see
 ``train`` and ``segment`` commands dispatch to.
 """
 
+from dataclasses import asdict
+
 from cellsight.cli._arrays import read_any
 from cellsight.cli._interrupt import StopOnSignal
 from cellsight.cli._options import add_config_options, config_values
@@ -78,7 +80,9 @@ def finetune_instance_task(args, stop=None) -> dict:
             "diameter": result.model.config.diameter, "steps_done": result.steps_done,
             "train_seconds": result.seconds, "held_out": result.held_out,
             "ap50_before": round(result.before_ap, 4), "ap50_after": round(result.after_ap, 4),
-            "better": result.kept == "new", "message": result.message}
+            "better": result.kept == "new", "message": result.message,
+            "uncorrected_check": (None if result.consistency is None
+                                  else asdict(result.consistency))}
 
 
 def save_stopped_finetune(args, model) -> None:

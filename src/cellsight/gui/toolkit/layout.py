@@ -1,9 +1,10 @@
 """Small layout pieces every dock repeats: form rows, button grids, groups, device box,
-the collapsible Advanced section and the scroll area that keeps a dock within the screen."""
+the collapsible Advanced section and the scroll area that keeps a dock within the screen.
+"""
 
 import typing
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, QObject, Qt
 from qtpy.QtWidgets import (
     QComboBox,
     QFormLayout,
@@ -13,6 +14,7 @@ from qtpy.QtWidgets import (
     QLayout,
     QPushButton,
     QScrollArea,
+    QStyle,
     QVBoxLayout,
     QWidget,
 )
@@ -109,8 +111,26 @@ def scroll_layout(dock: QWidget) -> QVBoxLayout:
     dock.scroll_area = area
 
     def fit_width() -> None:
-        bar = area.verticalScrollBar().sizeHint().width()
-        area.setMinimumWidth(content.minimumSizeHint().width() + bar)
+        bar = max(area.verticalScrollBar().sizeHint().width(),
+                  area.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent))
+        area.setMinimumWidth(content.minimumSizeHint().width() + bar + 4)
 
     dock.fit_width = fit_width
+    # the content's minimum width grows after construction (layer names in the combo
+    # boxes, expanded sections): follow it, or the right edge of the dock is cut off
+    dock._fit_width_filter = _OnLayoutRequest(content, fit_width)
     return layout
+
+
+class _OnLayoutRequest(QObject):
+    """Call ``callback`` whenever ``widget``'s layout is recomputed."""
+
+    def __init__(self, widget: QWidget, callback) -> None:
+        super().__init__(widget)
+        self._callback = callback
+        widget.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 (Qt's name)
+        if event.type() == QEvent.Type.LayoutRequest:
+            self._callback()
+        return False
