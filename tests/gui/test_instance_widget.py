@@ -53,6 +53,10 @@ def test_builtin_model_segments_nuclei_and_sliders_rerun_only_watershed(
     assert not w.diameter_used.isHidden()
     assert used.startswith("Diameter used: ") and used.endswith(" px (estimated)"), used
     assert 5 < float(used.split()[2]) < 60
+    source = viewer.layers["nuclei"]  # an image with a physical pixel size: microns too
+    source.scale, source.units = (0.5, 0.5), ("micrometer", "micrometer")
+    w.show_diameter(20.0)
+    assert w.diameter_used.text() == "Diameter used: 20.0 px = 10 µm (estimated)"
     # defaults of the model were shown in the sliders
     shown = w.post_form.values()["seed_threshold"]
     assert shown == pytest.approx(w.model.config.postprocessing.seed_threshold)

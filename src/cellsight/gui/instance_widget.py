@@ -49,6 +49,7 @@ from cellsight.gui.layer_utils import (
     PREDICTION_KEY,
     apply_labels_edit,
     owned_layer,
+    physical_size,
     record_written,
     user_edited,
     watch_user_edits,
@@ -316,7 +317,8 @@ class InstanceWidget(JobMixin, QWidget):
         """Show the nucleus diameter the last prediction used (estimated when "auto")."""
         estimated = self.predict_form.values()["diameter"] == 0
         if diameter > 0:
-            text = f"{diameter:.1f} px" + (" (estimated)" if estimated else "")
+            text = f"{diameter:.1f} px" + physical_size(self._target, diameter) + (
+                " (estimated)" if estimated else "")
         else:
             text = "model's own scale" + (" (nothing found to measure)" if estimated else "")
         self.diameter_used.setText(f"Diameter used: {text}")

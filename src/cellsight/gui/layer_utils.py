@@ -88,3 +88,23 @@ def add_or_update_labels(viewer, data: np.ndarray, name: str, **kwargs):
     meta = dict(kwargs.pop("metadata", {}) or {})
     meta["cellsight_owned"] = True
     return viewer.add_labels(data, name=name, metadata=meta, **kwargs)
+
+
+def physical_size(layer, pixels: float) -> str:
+    """`` = 9.7 µm`` for a length in pixels along a layer's last axis, "" without units.
+
+    The layer's ``scale`` and ``units`` (set from OME-TIFF / ImageJ / OME-Zarr metadata)
+    give the physical pixel size; a layer in pixels (the default) gives "".
+    """
+    if layer is None:
+        return ""
+    try:
+        unit = layer.units[-1]
+        scale = float(layer.scale[-1])
+    except (AttributeError, IndexError, TypeError):
+        return ""
+    name = str(unit)
+    if name in ("pixel", "", "None") or scale <= 0:
+        return ""
+    short = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm"}.get(name, name)
+    return f" = {pixels * scale:.3g} {short}"
