@@ -16,8 +16,11 @@ corrected (full ground truth there):
 * ``gowt1_frame`` (report only): GOWT1-01, frame t021 corrected (complete SEG);
   test: t031, t033, t039, the other fully annotated frames. Diameter measured by the
   model on t021, as the dock does.
-* ``simplus_frame`` (report only): SIM+-01, frame 30 corrected; test: frames 10, 20,
-  40, 50, 60 (complete SEG in every frame).
+* ``simplus_frame`` (became a TUNING case): SIM+-01, frame 30 corrected; test: frames
+  10, 20, 40, 50, 60 (complete SEG in every frame; the built-in model trained on SIM+'s
+  even frames, these included). Its first run (fine-tuning made it worse, -0.077, and the
+  check with a keep limit of 0.9 let it through at 0.954) set the keep limit to 0.97,
+  before the HeLa case's result was looked at.
 * ``hela_frame`` (report only): CTC Fluo-N2DL-HeLa/02 subset (timelapse_unlabelled),
   frame 0 corrected by us; test frames 6, 12, 18 corrected by us
   (benchmarks/data/hela_corrected.npz; how, in benchmarks/data/HELA_CORRECTIONS.md).
@@ -116,7 +119,7 @@ CASES = {
     "simplus_frame": lambda: ctc("Fluo-N2DH-SIM+", 30, [10, 20, 40, 50, 60]),
     "hela_frame": hela,
 }
-TUNING = ("bbbc050_slices", "bbbc050_stack")
+TUNING = ("bbbc050_slices", "bbbc050_stack", "simplus_frame")
 
 
 def score(model, tests, diameter: float) -> dict:
