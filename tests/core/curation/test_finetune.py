@@ -123,7 +123,7 @@ def test_a_3d_model_folder_fine_tunes_in_3d(tmp_path):
 @pytest.mark.slow
 def test_a_worse_model_is_reported_and_the_old_one_kept(crop):
     image, truth = crop
-    wild = FineTuneConfig(**TINY | {"learning_rate": 0.1, "steps": 4})
+    wild = FineTuneConfig(**TINY | {"learning_rate": 0.1, "steps": 4, "anchor": 0.0})
     result = ft.fine_tune(image, truth, wild, base="nuclei")
     assert result.after_ap < result.before_ap and result.kept == "old"
     assert "WORSE" in result.message and "stays active" in result.message
