@@ -13,6 +13,9 @@ from scipy import ndimage as ndi
 from cellsight.core.curation.corrections import edited_mask
 from cellsight.core.evaluation.metrics import MatchResult, match_in_region
 
+NO_CORRECTIONS = ("No corrections to learn from: correct some objects (or mark frames as "
+                  "reviewed) first.")
+
 
 @dataclass(frozen=True)
 class CorrectionFrame:
@@ -141,14 +144,10 @@ def correction_frames(
     -------
     list of CorrectionFrame
     """
-    out = []
-    for i, args in enumerate(_per_image(images, corrected, predictions, reviewed, annotated)):
-        out += _frames_of(i, *args, model_ndim, region, margin)[0]
+    out = split_frames(images, corrected, model_ndim, predictions=predictions,
+                       reviewed=reviewed, annotated=annotated, region=region, margin=margin)[0]
     if not out:
-        raise ValueError(
-            "No corrections to learn from: correct some objects (or mark frames as "
-            "reviewed) first."
-        )
+        raise ValueError(NO_CORRECTIONS)
     return out
 
 
@@ -192,7 +191,8 @@ def _frames_of(i, image, labels, prediction, reviewed, annotated, ndim, region, 
             and (reviewed is not None or annotated is not None or pred is not None
                  or lab[k].any())]
     used = [CorrectionFrame(frames[k], lab[k], masks[k], names[k]) for k in keep]
-    others = [(frames[k], names[k]) for k in range(len(frames)) if k not in set(keep)]
+    kept = set(keep)
+    others = [(frames[k], names[k]) for k in range(len(frames)) if k not in kept]
     return used, others
 
 
@@ -222,9 +222,29 @@ def uncorrected_frames(
     -------
     list of (frame, name)
     """
-    others = []
+    others = split_frames(images, corrected, model_ndim, predictions=predictions,
+                          reviewed=reviewed, annotated=annotated, region=region,
+                          margin=margin)[1]
+    return spread_frames(others, limit, megapixels)
+
+
+def split_frames(images, corrected, model_ndim: int, *, predictions=None, reviewed=None,
+                 annotated=None, region: str = "frames", margin: int = 16):
+    """(corrected frames, other frames) in one pass; arguments as :func:`correction_frames`.
+
+    Returns
+    -------
+    list of CorrectionFrame, list of (frame, name)
+    """
+    used, others = [], []
     for i, args in enumerate(_per_image(images, corrected, predictions, reviewed, annotated)):
-        others += _frames_of(i, *args, model_ndim, region, margin)[1]
+        u, o = _frames_of(i, *args, model_ndim, region, margin)
+        used, others = used + u, others + o
+    return used, others
+
+
+def spread_frames(others: list, limit: int = 16, megapixels: float = 2.0) -> list:
+    """At most ``limit`` of ``others`` (about ``megapixels`` in all), spread evenly."""
     if others:
         limit = min(limit, max(1, int(np.ceil(megapixels * 1e6 / others[0][0].size))))
     if len(others) <= limit:

@@ -19,10 +19,11 @@ import numpy as np
 from cellsight.config.finetune import FineTuneConfig
 from cellsight.config.instances import InstancePredictConfig
 from cellsight.core.curation.correction_data import (
-    correction_frames,
+    NO_CORRECTIONS,
     score_frames,
+    split_frames,
     split_holdout,
-    uncorrected_frames,
+    spread_frames,
 )
 from cellsight.core.evaluation.metrics import MatchResult, iou_matrix, match_instances
 from cellsight.core.progress import (
@@ -372,16 +373,14 @@ def fine_tune(
         _check_new(out_dir)
     start, name = _load_base(base)
     scaled = _at_scale(start, diameter)
-    frames = correction_frames(
+    frames, others = split_frames(
         images, corrected, start.config.unet.ndim, predictions=predictions, reviewed=reviewed,
         annotated=annotated, region=config.region, margin=config.margin,
     )
+    if not frames:
+        raise ValueError(NO_CORRECTIONS)
     train, held, held_text = split_holdout(frames, config.holdout_fraction, config.seed)
-    others = uncorrected_frames(
-        images, corrected, start.config.unet.ndim, predictions=predictions, reviewed=reviewed,
-        annotated=annotated, region=config.region, margin=config.margin,
-        limit=config.check_frames,
-    ) if config.check_frames else []
+    others = spread_frames(others, config.check_frames) if config.check_frames else []
     progress(ProgressEvent(0, config.steps, "checking the current model on held-out corrections"))
     before = score_frames(held, _segmenter(start, diameter, config.device, should_stop))
     model_config = start.config.model_copy(

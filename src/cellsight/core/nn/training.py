@@ -279,7 +279,7 @@ class _Loop:
         lr = self.opt.param_groups[0]["lr"]
         shrink = min(1.0, lr * self.config.anchor_weight)
         for p, a in zip(self.model.parameters(), self.anchor, strict=True):
-            p.sub_(shrink * (p - a))
+            p.lerp_(a, shrink)  # = p - shrink * (p - a), in place
 
     def _average(self) -> None:
         """Running mean of the weights over the last part of training (when configured)."""
