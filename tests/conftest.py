@@ -31,6 +31,16 @@ def shared_data() -> Path:
 GUI_TESTS = REPO / "tests" / "gui"
 
 
+@pytest.fixture
+def no_careamics(monkeypatch):
+    """Run as if CAREamics were not installed (it is, where the bench extra is)."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "careamics" or m.startswith("careamics.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "careamics", None)  # `import careamics...` -> ImportError
+
+
 def pytest_collection_modifyitems(config, items):
     """Mark every GUI test (under tests/gui) ``slow``: the fast tier runs without a viewer."""
     for item in items:

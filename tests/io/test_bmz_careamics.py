@@ -38,12 +38,36 @@ def test_the_careamics_package_is_what_careamics_wrote():
     assert "cellsight" not in (rdf.get("config") or {})
 
 
-def test_without_careamics_installed_the_original_package_is_one_clear_error():
+def test_without_careamics_installed_the_original_package_is_one_clear_error(no_careamics):
     from cellsight.core.bmz.run import load_package
 
     with pytest.raises(ValueError, match=r"careamics\.models\.unet.*not installed") as err:
         load_package(ORIGINAL, trust=True)
     assert "\n" not in str(err.value)
+
+
+def test_an_installed_package_that_fails_to_import_is_named_or_avoided(monkeypatch):
+    import sys
+
+    from cellsight.core.bmz.run import load_package
+
+    class Broken:  # an installed CAREamics whose import fails (torchvision not matching torch)
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name == "careamics" or name.startswith("careamics."):
+                raise RuntimeError("operator torchvision::nms does not exist")
+            return None
+
+    for name in [m for m in sys.modules if m == "careamics" or m.startswith("careamics.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
+    # only the state dict: the cause is named on one line
+    with pytest.raises(ValueError, match=r"careamics\.models\.unet.*fails to import "
+                       r"\(RuntimeError: operator torchvision::nms") as err:
+        load_package(ORIGINAL, trust=True)
+    assert "\n" not in str(err.value)
+    # torchscript weights beside it: those are used instead, even with trust
+    assert load_package(TORCHSCRIPT, trust=True).weights == "torchscript"
 
 
 def test_cellsight_equals_bioimageio_core_on_the_package_test_input():
@@ -74,7 +98,7 @@ def test_a_larger_image_is_tiled_to_the_fixed_input_size():
     assert np.abs(result.image[8:40, 8:40] - alone[8:40, 8:40]).max() < 1.0
 
 
-def test_cli_denoises_with_the_careamics_package(tmp_path, shared_data, capsys):
+def test_cli_denoises_with_the_careamics_package(tmp_path, shared_data, capsys, no_careamics):
     import json
 
     noisy = tifffile.imread(shared_data / "denoise/w2s/noisy/w2s_001_0.tif")[200:296, 200:296]

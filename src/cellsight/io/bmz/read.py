@@ -186,9 +186,13 @@ def _buildable(package: Package) -> bool:
     if not hasattr(arch, "import_from"):
         return True
     try:
-        return importlib.util.find_spec(str(arch.import_from).split(".")[0]) is not None
-    except (ImportError, ValueError):
+        # import it, not just look for it: an installed package can still fail to import
+        # (e.g. a torchvision build that does not match torch), and then the package's
+        # torchscript / onnx weights are the ones to use
+        importlib.import_module(str(arch.import_from))
+    except Exception:  # noqa: BLE001 - any failure means "cannot build it here"
         return False
+    return True
 
 
 def _architecture(package: Package, arch, trust: bool):
@@ -200,6 +204,11 @@ def _architecture(package: Package, arch, trust: bool):
             raise ValueError(f"The network of {package.path.name} comes from the Python "
                              f"package {arch.import_from!r}, which is not installed, and the "
                              "package has no torchscript or onnx weights to use instead.") from None
+        except Exception as exc:  # noqa: BLE001 - installed but broken: name the cause
+            raise ValueError(f"The network of {package.path.name} comes from the Python "
+                             f"package {arch.import_from!r}, which is installed but fails to "
+                             f"import ({type(exc).__name__}: {exc}), and the package has no "
+                             "torchscript or onnx weights to use instead.") from None
         return getattr(module, str(arch.callable))
     data = package.read_bytes(arch)
     name = file_name(arch)
