@@ -10,6 +10,9 @@ from cellsight.cli import main
 from cellsight.io.omezarr import read_ome_zarr, write_ome_zarr
 from cellsight.io.tiff import write_image
 
+# CLI runs that build and load model packages: seconds each, not in the fast tier
+pytestmark = pytest.mark.slow
+
 
 def _nuclei(side=200, seed=0):
     rng = np.random.default_rng(seed)
@@ -21,7 +24,6 @@ def _nuclei(side=200, seed=0):
     return img.astype(np.uint16)
 
 
-@pytest.mark.slow
 def test_segment_ome_zarr_blockwise(tmp_path, capsys):
     src = write_ome_zarr(tmp_path / "in.ome.zarr", _nuclei(), axes="YX", scale=(0.5, 0.5))
     out = tmp_path / "nuclei.ome.zarr"

@@ -10,6 +10,7 @@ from cellsight.io.omezarr import read_ome_zarr
 from cellsight.io.tiff import write_image, write_labels
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("version", ["0.4", "0.5"])
 def test_convert_tiff_to_multiscale_ome_zarr(tmp_path, capsys, version):
     data = np.random.default_rng(0).integers(0, 4000, (3, 2, 300, 260), dtype=np.uint16)

@@ -14,6 +14,9 @@ from cellsight.cli import main
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
 from test_bmz import tiny_model  # noqa: E402
 
+# CLI runs that build and load model packages: seconds each, not in the fast tier
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture
 def instance_folder(tmp_path):

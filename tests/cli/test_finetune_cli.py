@@ -42,6 +42,7 @@ def test_from_without_options_uses_the_shared_fine_tuning_defaults(files, tmp_pa
     assert json.loads(capsys.readouterr().out)["steps_done"] == 1
 
 
+@pytest.mark.slow
 def test_fine_tune_reports_held_out_ap_and_never_overwrites(files, tmp_path, capsys):
     out = tmp_path / "tuned"
     tiny = ("--steps", "2", "--batch-size", "2", "--patch-size", "64", "--device", "cpu",

@@ -16,6 +16,9 @@ from cellsight.plugin.samples import load_sample
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
 from test_bmz import foreign_copy, tiny_model  # noqa: E402
 
+# CLI runs that build and load model packages: seconds each, not in the fast tier
+pytestmark = pytest.mark.slow
+
 TINY = ("--steps", "2", "--batch-size", "2", "--patch-size", "64", "--device", "cpu",
         "--holdout", "0.3", "--time-limit", "1")
 

@@ -52,6 +52,7 @@ def test_segment_with_test_time_augmentation(crops, tmp_path, capsys):
     assert match_instances(truth[200:360, 200:360], tta).ap > 0.6
 
 
+@pytest.mark.slow
 def test_segment_several_images_into_a_folder_and_a_t_stack(crops, tmp_path, capsys):
     folder, paths, _ = crops
     out = tmp_path / "labels"

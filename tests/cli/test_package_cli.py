@@ -15,6 +15,9 @@ from cellsight.cli import main
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
 from test_bmz import foreign_copy, tiny_model  # noqa: E402
 
+# CLI runs that build and load model packages: seconds each, not in the fast tier
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def packages(tmp_path_factory):

@@ -113,6 +113,7 @@ def test_train_then_segment(data, capsys):
     assert json.loads(capsys.readouterr().out)["steps_done"] == 6
 
 
+@pytest.mark.slow
 def test_user_errors_exit_2(data, capsys):
     assert _train(data) == 0
     capsys.readouterr()

@@ -49,6 +49,7 @@ def _test_model(path, weight_format=None):
 @pytest.mark.parametrize("task", [
     pytest.param("semantic", marks=pytest.mark.slow), "instance",
     pytest.param("n2v", marks=pytest.mark.slow)])
+@pytest.mark.slow
 def test_exported_tiny_models_pass_bioimageio_core_test(tmp_path, task):
     pkg = export_package(tiny_model(task), tmp_path / f"{task}.zip", name=f"tiny {task}")
     status, failed = _test_model(pkg, "torchscript" if task != "instance" else None)
@@ -111,6 +112,7 @@ def instance_pkg(tmp_path_factory):
     return export_package(tiny_model("instance"), out, name="tiny instance")
 
 
+@pytest.mark.slow
 def test_package_run_by_cellsight_equals_bioimageio_core(instance_pkg):
     from cellsight.core.bmz.run import PackageModel, load_package, predict_package
 

@@ -70,6 +70,7 @@ def test_an_installed_package_that_fails_to_import_is_named_or_avoided(monkeypat
     assert load_package(TORCHSCRIPT, trust=True).weights == "torchscript"
 
 
+@pytest.mark.slow
 def test_cellsight_equals_bioimageio_core_on_the_package_test_input():
     from cellsight.core.bmz.run import PackageModel, load_package, predict_package
 

@@ -37,6 +37,7 @@ def _summary(out):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_batch_resumes_and_reports_a_bad_file(folder, tmp_path):
     out = tmp_path / "out"
     items = plan_outputs(expand_inputs([folder]), out, "_labels.tif")

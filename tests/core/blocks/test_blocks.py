@@ -60,6 +60,7 @@ def test_block_failing_every_time_raises():
         run_blocks(engine, always, [0])
 
 
+@pytest.mark.slow
 def test_stop_cancels_remaining_blocks_and_keeps_finished():
     import time
 

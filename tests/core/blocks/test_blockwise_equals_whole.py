@@ -51,6 +51,7 @@ def test_semantic_probabilities_blockwise_equal_untiled(scale):
     np.testing.assert_allclose(blocks.labels, whole, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_denoised_blockwise_equal_untiled():
     image = _cells((150, 133))
     model = train_n2v(image, N2VConfig(steps=3, batch_size=2, patch_size=32, device="cpu"))

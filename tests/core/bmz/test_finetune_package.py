@@ -29,6 +29,7 @@ def _config(steps, **kw):
                           holdout_fraction=0.3, **kw)
 
 
+@pytest.mark.slow
 def test_semantic_package_learns_and_is_written_as_a_new_version(data, tmp_path):
     from cellsight.core.bmz.run import load_package, predict_package
 
@@ -59,6 +60,7 @@ def test_semantic_package_learns_and_is_written_as_a_new_version(data, tmp_path)
     assert np.abs(stored - theirs).max() <= 1e-3
 
 
+@pytest.mark.slow
 def test_state_dict_package_needs_trust_and_instances_use_ap(data, tmp_path):
     from cellsight.io.bmz.read import UntrustedCode
 
@@ -75,6 +77,7 @@ def test_state_dict_package_needs_trust_and_instances_use_ap(data, tmp_path):
     assert rdf["weights"]["pytorch_state_dict"]["architecture"]["callable"] == "UNetArch"
 
 
+@pytest.mark.slow
 def test_an_image_package_cannot_be_fine_tuned(data, tmp_path):
     own = export_package(tiny_model("n2v"), tmp_path / "own.zip")
     parent = foreign_copy(own, tmp_path / "parent.zip")

@@ -88,6 +88,7 @@ def _val_objects(shared_data, repo_root, n_images=3):
     return out
 
 
+@pytest.mark.slow
 def test_one_click_gives_held_out_nuclei(shared_data, repo_root):
     """DSB2018 validation nuclei (never trained on): one click at the centre each."""
     objects = _val_objects(shared_data, repo_root)

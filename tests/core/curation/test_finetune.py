@@ -67,6 +67,7 @@ def test_one_corrected_image_holds_out_a_stripe_and_saves_versions(crop, tmp_pat
     assert again.model_dir.name == "nuclei-ft002"  # from a version: next free number
 
 
+@pytest.mark.slow
 def test_frames_of_a_time_series_are_held_out_whole(crop):
     image, truth = crop
     movie, labels = np.stack([image, image[:, ::-1]]), np.stack([truth, truth[:, ::-1]])
@@ -190,6 +191,7 @@ def test_consistency_catches_lost_and_invented_objects(crop):
     assert ft.check_consistency([], None, None) is None
 
 
+@pytest.mark.slow
 def test_anchor_pulls_the_weights_back_to_the_start(crop):
     image, truth = crop
     start = InstanceModel.load("nuclei")
@@ -206,6 +208,7 @@ def test_anchor_pulls_the_weights_back_to_the_start(crop):
     assert drift(held.model) < 1e-6 < drift(free.model)
 
 
+@pytest.mark.slow
 def test_a_time_series_checks_the_frames_nobody_corrected(crop):
     image, truth = crop
     movie = np.stack([image, image[:, ::-1], image[::-1], image])

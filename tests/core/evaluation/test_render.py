@@ -24,6 +24,7 @@ def test_labelled_overview_draws_images_and_callables(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["o.png"]  # no temporary left
 
 
+@pytest.mark.slow
 def test_lineage_figure_is_written(tmp_path):
     lineage_figure(LAYOUT, tmp_path / "l.png", "3 tracks, 1 division")
     assert iio.imread(tmp_path / "l.png").std() > 5

@@ -104,6 +104,7 @@ def test_assignment_is_not_greedy():
     assert not assignment(src, dst, -gain).any()
 
 
+@pytest.mark.slow
 def test_sim_crop_links_match_the_full_ilp(sim_crop):
     _, labels = sim_crop
     cand = build_candidates(detect(labels), labels)
