@@ -248,6 +248,20 @@ def segment_instances_blockwise(
     Returns
     -------
     BlockwiseResult
+
+    Examples
+    --------
+    Four 128 x 128 blocks, each with two discs about 30 px wide, one set of ids:
+
+    >>> from cellsight.core.segmentation.instance_model import load_builtin
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> discs = (((yy - 40) ** 2 + (xx - 40) ** 2 < 15 ** 2)
+    ...          | ((yy - 88) ** 2 + (xx - 90) ** 2 < 15 ** 2)).astype("float32")
+    >>> result = segment_instances_blockwise(
+    ...     load_builtin("nuclei"), np.tile(discs, (2, 2)), InstancePredictConfig(diameter=30),
+    ...     BlockConfig(block_size=128))
+    >>> result.labels.shape, result.n_objects, result.blocks
+    ((256, 256), 8, 4)
     """
     config = config or InstancePredictConfig()
     blocks = blocks or BlockConfig()

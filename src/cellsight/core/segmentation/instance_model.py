@@ -77,7 +77,14 @@ class InstanceModel(SemanticModel):
 
 
 def load_builtin(name: str = "nuclei") -> InstanceModel:
-    """Load a built-in instance model shipped with cellsight (no download)."""
+    """Load a built-in instance model shipped with cellsight (no download).
+
+    Examples
+    --------
+    >>> model = load_builtin("nuclei")
+    >>> model.config.unet.depth, model.config.diameter  # the diameter it was trained at
+    (4, 28.0)
+    """
     from cellsight.models import builtin_model_dir
 
     return InstanceModel.load(builtin_model_dir(name))
@@ -404,9 +411,15 @@ def segment_instances(
 
     Examples
     --------
-    >>> model = load_builtin("nuclei")  # doctest: +SKIP
-    >>> config = InstancePredictConfig(diameter=60)  # nuclei ~60 px wide
-    >>> labels = segment_instances(model, image, config)  # doctest: +SKIP
+    Two bright discs about 30 px wide:
+
+    >>> yy, xx = np.mgrid[:128, :128]
+    >>> image = (((yy - 40) ** 2 + (xx - 40) ** 2 < 15 ** 2)
+    ...          | ((yy - 88) ** 2 + (xx - 90) ** 2 < 15 ** 2)).astype("float32")
+    >>> model = load_builtin("nuclei")
+    >>> labels = segment_instances(model, image, InstancePredictConfig(diameter=30))
+    >>> labels.shape, int(labels.max())
+    ((128, 128), 2)
     """
     maps = predict_instance_maps(model, image, config, progress, should_stop)
     return instances_from_maps(maps, post or model.config.postprocessing, should_stop=should_stop)

@@ -50,7 +50,19 @@ def link(
     progress=no_progress,
     should_stop=never_stop,
 ) -> TrackingResult:
-    """Link given detections into tracks (candidate graph + solver + relabel)."""
+    """Link given detections into tracks (candidate graph + solver + relabel).
+
+    Examples
+    --------
+    One nucleus that moves by a pixel and changes its id between two frames:
+
+    >>> frames = np.zeros((2, 32, 32), np.uint16)
+    >>> frames[0, 4:10, 4:10] = 1
+    >>> frames[1, 5:11, 5:11] = 7
+    >>> result = link(detect(frames), frames)
+    >>> result.labels.max(axis=(1, 2)).tolist()  # one track: the same id in both frames
+    [1, 1]
+    """
     config = config or TrackingConfig()
     started = time.perf_counter()
     cand = build_candidates(
