@@ -103,10 +103,18 @@ def forget_opened() -> None:
 
 
 def create_work_array(path, shape, chunks, dtype, fill_value=0):
-    """A plain zarr array on disk for intermediate results (replaced if present)."""
+    """A zarr array on disk for intermediate results (replaced if present).
+
+    Compressed with LZ4 at level 1 (Blosc, byte shuffle), not zarr's default zstd: every
+    block writes its maps once and reads them back with a halo, and zstd made that I/O
+    about 2x slower (measured on a 4-block probability map: write 1.01 s vs 0.46 s, read
+    0.40 s vs 0.32 s) for about the same size on disk (11 MB vs 13 MB; uncompressed 33 MB).
+    """
     import zarr
+    from zarr.codecs import BloscCodec
 
     return zarr.create_array(
         str(path), shape=tuple(shape), chunks=tuple(chunks), dtype=dtype,
         fill_value=fill_value, overwrite=True,
+        compressors=BloscCodec(cname="lz4", clevel=1, shuffle="shuffle"),
     )
