@@ -13,9 +13,9 @@ CAREamics: 2-level U-Net with 32 base channels and batch norm, validation and
 checkpointing after every epoch). Wall time covers model set-up, training and
 prediction of the whole image (imports excluded).
 
-CAREamics is an optional dependency (``pip install -e .[bench]``). Its torchvision
-import needs the C++ ops of a torchvision build matching torch; the only torchvision
-for torch 2.13 on PyPI is a CUDA build whose ops cannot load against the CPU torch, so
+CAREamics is installed by hand (docs/benchmarks.md gives the lines: its pins do not
+resolve with torch 2.13). Its torchvision import needs the C++ ops of a torchvision
+build matching torch; the only torchvision for torch 2.13 on PyPI is a CUDA build whose ops cannot load against the CPU torch, so
 the two op schemas torchvision registers fake kernels for are declared before the
 import (CAREamics' N2V never calls them).
 
