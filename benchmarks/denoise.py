@@ -15,9 +15,9 @@ prediction of the whole image (imports excluded).
 
 CAREamics is installed by hand (docs/benchmarks.md gives the lines: its pins do not
 resolve with torch 2.13). Its torchvision import needs the C++ ops of a torchvision
-build matching torch; the only torchvision for torch 2.13 on PyPI is a CUDA build whose ops cannot load against the CPU torch, so
-the two op schemas torchvision registers fake kernels for are declared before the
-import (CAREamics' N2V never calls them).
+build matching torch; the only torchvision for torch 2.13 on PyPI is a CUDA build
+whose ops cannot load against the CPU torch, so the two op schemas torchvision
+registers fake kernels for are declared before the import (CAREamics' N2V never calls them).
 
 Run from the repository root (one run, ~35 minutes on 2 shared CPU cores):
 
