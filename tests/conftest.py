@@ -32,12 +32,19 @@ GUI_TESTS = REPO / "tests" / "gui"
 
 
 @pytest.fixture
-def no_careamics(monkeypatch):
-    """Run as if CAREamics were not installed (it is, where the bench extra is)."""
+def careamics_unloaded(monkeypatch):
+    """Forget any imported CAREamics modules for the test (they come back afterwards)."""
     import sys
 
     for name in [m for m in sys.modules if m == "careamics" or m.startswith("careamics.")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.fixture
+def no_careamics(careamics_unloaded, monkeypatch):
+    """Run as if CAREamics were not installed (it is where it was installed by hand)."""
+    import sys
+
     monkeypatch.setitem(sys.modules, "careamics", None)  # `import careamics...` -> ImportError
 
 

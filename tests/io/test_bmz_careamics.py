@@ -46,7 +46,8 @@ def test_without_careamics_installed_the_original_package_is_one_clear_error(no_
     assert "\n" not in str(err.value)
 
 
-def test_an_installed_package_that_fails_to_import_is_named_or_avoided(monkeypatch):
+def test_an_installed_package_that_fails_to_import_is_named_or_avoided(monkeypatch,
+                                                                      careamics_unloaded):
     import sys
 
     from cellsight.core.bmz.run import load_package
@@ -58,8 +59,6 @@ def test_an_installed_package_that_fails_to_import_is_named_or_avoided(monkeypat
                 raise RuntimeError("operator torchvision::nms does not exist")
             return None
 
-    for name in [m for m in sys.modules if m == "careamics" or m.startswith("careamics.")]:
-        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "meta_path", [Broken(), *sys.meta_path])
     # only the state dict: the cause is named on one line
     with pytest.raises(ValueError, match=r"careamics\.models\.unet.*fails to import "
