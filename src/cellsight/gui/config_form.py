@@ -8,6 +8,10 @@ Per-field ``options`` adjust the look without repeating the bounds:
 - ``slider``: True for a labelled slider instead of a spin box (float fields);
 - ``suffix``: unit text after the number (``" px"``);
 - ``special``: text shown at the minimum (``"auto"`` where 0 means derived).
+
+Lengths stored in pixels can be shown and entered in physical units
+(:meth:`ConfigForm.set_unit`): the box shows ``pixels x size`` with the unit as suffix, and
+:meth:`ConfigForm.values` / :meth:`ConfigForm.config` give pixels back.
 """
 
 import typing
@@ -140,6 +144,8 @@ class ConfigForm(QFormLayout):
         super().__init__()
         self._base = config
         self.editors: dict[str, QWidget] = {}
+        self._per_pixel: dict[str, float] = {}  # fields shown in physical units
+        self._suffix: dict[str, str] = {}  # their suffix in pixels
         options = options or {}
         for name in fields:
             info = type(config).model_fields[name]
@@ -148,6 +154,7 @@ class ConfigForm(QFormLayout):
             box.setToolTip(tip)
             _changed_signal(box).connect(self._emit_changed)
             self.editors[name] = box
+            self._suffix[name] = options.get(name, {}).get("suffix", "")
             self.addRow(title, box)
 
     def take_rows(self, fields: typing.Sequence[str]) -> QFormLayout:
@@ -169,8 +176,35 @@ class ConfigForm(QFormLayout):
         self.changed.emit()
 
     def values(self) -> dict:
-        """The edited values, by field name."""
-        return {name: _read(box) for name, box in self.editors.items()}
+        """The edited values, by field name (lengths in pixels, whatever the box shows)."""
+        return {name: _read(box) / self._per_pixel[name] if name in self._per_pixel
+                else _read(box) for name, box in self.editors.items()}
+
+    def set_unit(self, name: str, size: tuple[float, str] | None) -> None:
+        """Show and enter the length field ``name`` in physical units, or in pixels.
+
+        ``size`` is ``(units per pixel, unit)``, e.g. ``(0.65, "µm")`` from the layer the
+        dock works on; None goes back to pixels. The value the box holds is kept (converted),
+        and the bounds follow.
+        """
+        box = self.editors[name]
+        if not isinstance(box, QDoubleSpinBox):
+            raise TypeError(f"{name} is not a length field (a float spin box).")
+        pixels = self.values()[name]
+        lo, hi = _bounds(type(self._base).model_fields[name])
+        factor = float(size[0]) if size is not None else 1.0
+        if size is not None:
+            self._per_pixel[name] = factor
+        else:
+            self._per_pixel.pop(name, None)
+        box.blockSignals(True)
+        box.setSuffix(f" {size[1]}" if size is not None else self._suffix[name])
+        box.setDecimals(3 if size is not None and factor < 1 else 2 if size is not None else
+                        box.decimals())
+        box.setRange(float(lo if lo is not None else -1e9) * factor,
+                     float(hi if hi is not None else 1e9) * factor)
+        box.setValue(pixels * factor)
+        box.blockSignals(False)
 
     def set_values(self, values) -> None:
         """Show ``values`` in the editors without emitting ``changed``.
@@ -183,7 +217,8 @@ class ConfigForm(QFormLayout):
             values = values.model_dump()
         for name, box in self.editors.items():
             if name in values:
-                _write(box, values[name])
+                _write(box, values[name] * self._per_pixel.get(name, 1.0)
+                       if name in self._per_pixel else values[name])
 
     def config(self, **extra) -> StrictConfig:
         """A validated config: the base values updated with the edited ones and ``extra``."""

@@ -50,6 +50,7 @@ from cellsight.gui.layer_utils import (
     apply_labels_edit,
     owned_layer,
     physical_size,
+    pixel_size,
     record_written,
     user_edited,
     watch_user_edits,
@@ -159,6 +160,7 @@ class InstanceWidget(JobMixin, QWidget):
         self.model_box.chosen.connect(self._guess_mode)
         self.image_box = layer_chooser(self.viewer, napari.layers.Image, prefer=user_layer)
         self.image_box.changed.connect(self._guess_mode)
+        self.image_box.changed.connect(self._follow_units)
         self.predict_form = ConfigForm(InstancePredictConfig(), PREDICT_FIELDS, FORM_OPTIONS)
         self.post_form = ConfigForm(InstancePostConfig(), POST_FIELDS, FORM_OPTIONS)
         self.post_form.changed.connect(self._post_changed)
@@ -190,6 +192,11 @@ class InstanceWidget(JobMixin, QWidget):
         self.fit_width()
         self.busy_disables(self.predict_button, self.export_button)
         self._guess_mode()
+        self._follow_units()
+
+    def _follow_units(self, *args) -> None:
+        """Diameter in µm when the image layer has a physical pixel size, else in pixels."""
+        self.predict_form.set_unit("diameter", pixel_size(self.image_box.value))
 
     def _guess_mode(self, *args) -> None:
         layer = self.image_box.value

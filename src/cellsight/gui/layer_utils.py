@@ -90,21 +90,28 @@ def add_or_update_labels(viewer, data: np.ndarray, name: str, **kwargs):
     return viewer.add_labels(data, name=name, metadata=meta, **kwargs)
 
 
-def physical_size(layer, pixels: float) -> str:
-    """`` = 9.7 µm`` for a length in pixels along a layer's last axis, "" without units.
+def pixel_size(layer) -> tuple[float, str] | None:
+    """``(0.65, "µm")``: a layer's physical pixel size along its last axis, None in pixels.
 
-    The layer's ``scale`` and ``units`` (set from OME-TIFF / ImageJ / OME-Zarr metadata)
-    give the physical pixel size; a layer in pixels (the default) gives "".
+    The layer's ``scale`` and ``units`` come from OME-TIFF / ImageJ / OME-Zarr metadata;
+    a layer in pixels (napari's default) gives None.
     """
     if layer is None:
-        return ""
+        return None
     try:
         unit = layer.units[-1]
         scale = float(layer.scale[-1])
     except (AttributeError, IndexError, TypeError):
-        return ""
+        return None
     name = str(unit)
     if name in ("pixel", "", "None") or scale <= 0:
+        return None
+    return scale, {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm"}.get(name, name)
+
+
+def physical_size(layer, pixels: float) -> str:
+    """`` = 9.7 µm`` for a length in pixels along a layer's last axis, "" without units."""
+    size = pixel_size(layer)
+    if size is None:
         return ""
-    short = {"micrometer": "µm", "nanometer": "nm", "millimeter": "mm"}.get(name, name)
-    return f" = {pixels * scale:.3g} {short}"
+    return f" = {pixels * size[0]:.3g} {size[1]}"

@@ -21,6 +21,7 @@ from cellsight.config.tracking import TrackingConfig
 from cellsight.core.tracking import track
 from cellsight.core.tracking.editing import TrackEditor
 from cellsight.core.tracking.export import export_tracks
+from cellsight.gui.layer_utils import pixel_size
 from cellsight.gui.lineage_view import LineageView
 from cellsight.gui.toolkit import (
     ConfigForm,
@@ -33,7 +34,7 @@ from cellsight.gui.toolkit import (
 from cellsight.gui.tracks_export import TracksExportPanel
 
 FIELDS = ("solver", "max_distance", "max_gap", "divisions")
-FORM_OPTIONS = {"max_distance": {"special": "auto"}}
+FORM_OPTIONS = {"max_distance": {"special": "auto", "suffix": " px"}}
 EDIT_ACTIONS = ("Break link", "Link", "Mark division", "Unmark division", "Delete track",
                 "Undo", "Redo")
 EDIT_TIPS = (
@@ -95,6 +96,12 @@ class TrackingWidget(JobMixin, QWidget):
         layout.addWidget(self.export_panel)
         layout.addStretch(1)
         self.busy_disables(self.track_button)
+        self.labels_box.changed.connect(self._follow_units)
+        self._follow_units()
+
+    def _follow_units(self, *args) -> None:
+        """Max distance in µm when the labels have a physical pixel size, else in pixels."""
+        self.form.set_unit("max_distance", pixel_size(self.labels_box.value))
 
     def update_buttons(self, running: bool) -> None:
         """Export needs a result and no running job."""

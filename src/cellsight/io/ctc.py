@@ -183,6 +183,20 @@ def read_ctc(path: str | os.PathLike, with_image: bool = True) -> CTCData:
     ------
     ValueError
         If the folder lacks a track file or masks, or they are inconsistent.
+
+    Examples
+    --------
+    One cell (track 1) over two frames that divides into tracks 2 and 3 in frame 2:
+
+    >>> import os, tempfile
+    >>> masks = np.zeros((3, 16, 16), np.uint16)
+    >>> masks[:2, 4:10, 4:10] = 1
+    >>> masks[2, 2:6, 4:10], masks[2, 9:13, 4:10] = 2, 3
+    >>> table = np.array([[1, 0, 1, 0], [2, 2, 2, 1], [3, 2, 2, 1]])
+    >>> folder = write_ctc(os.path.join(tempfile.mkdtemp(), "01_RES"), masks, table)
+    >>> data = read_ctc(folder)
+    >>> data.labels.shape, data.table.tolist()
+    ((3, 16, 16), [[1, 0, 1, 0], [2, 2, 2, 1], [3, 2, 2, 1]])
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -257,6 +271,15 @@ def write_ctc(
     -------
     pathlib.Path
         The folder.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> masks = np.zeros((2, 8, 8), np.uint16)
+    >>> masks[:, 2:5, 2:5] = 1
+    >>> folder = write_ctc(os.path.join(tempfile.mkdtemp(), "01_RES"), masks, [[1, 0, 1, 0]])
+    >>> sorted(os.listdir(folder))
+    ['mask000.tif', 'mask001.tif', 'res_track.txt']
     """
     folder = Path(folder)
     labels = np.asarray(labels)

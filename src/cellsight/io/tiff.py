@@ -272,6 +272,17 @@ def write_image(
     -------
     pathlib.Path
         The written path.
+
+    Examples
+    --------
+    An OME-TIFF keeps the pixel size in microns:
+
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "cells.ome.tif")
+    >>> _ = write_image(path, np.zeros((3, 8, 8), np.uint16), axes="ZYX", scale=(2.0, 0.5, 0.5))
+    >>> img = read_image(path)
+    >>> img.axes, img.scale
+    ('ZYX', (2.0, 0.5, 0.5))
     """
     import tifffile
 
@@ -327,10 +338,26 @@ def write_labels(
 ) -> Path:
     """Write a label image as an unsigned-integer TIFF (atomic).
 
+    The smallest unsigned type that holds every id is used (``uint8`` up to 255 objects).
+
     Raises
     ------
     ValueError
         If the labels are negative or not whole numbers (complex, text...).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels.tif")
+    >>> labels = np.zeros((8, 8), np.int64)
+    >>> labels[2:5, 2:5] = 7
+    >>> _ = write_labels(path, labels)
+    >>> read_image(path).data.dtype
+    dtype('uint8')
+    >>> write_labels(path, -labels)
+    Traceback (most recent call last):
+    ...
+    ValueError: Labels must be >= 0; found -7.
     """
     labels = np.asarray(labels)
     if labels.dtype.kind not in "biuf":

@@ -135,6 +135,34 @@ def run_batch(
     rename), returning e.g. ``{"objects": n}``. Returns the rows in input order; a stop
     marks the unfinished rows ``stopped`` and raises :class:`Cancelled` with the rows as
     ``partial`` (after writing the summary).
+
+    Examples
+    --------
+    Threshold two images and count the objects; one file is broken, the batch goes on, and
+    a second run skips what is done:
+
+    >>> import os, tempfile
+    >>> from scipy import ndimage as ndi
+    >>> from cellsight.io.tiff import read_image, write_image, write_labels
+    >>> src, out = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> for name, n in [("a.tif", 2), ("b.tif", 3)]:
+    ...     image = np.zeros((8, 16), np.uint8)
+    ...     image[2:5, 1:2 * n * 2:4] = 200
+    ...     _ = write_image(os.path.join(src, name), image)
+    >>> _ = open(os.path.join(src, "c.tif"), "w").write("not an image")
+    >>> def count(item):
+    ...     labels, n = ndi.label(read_image(item.source).data > 100)
+    ...     write_labels(item.output, labels)
+    ...     return {"objects": n}
+    >>> items = plan_outputs(expand_inputs([src]), out, "_labels.tif")
+    >>> with Engine() as engine:
+    ...     rows = run_batch(engine, count, items, out_dir=out)
+    >>> [(os.path.basename(r.file), r.status, r.objects) for r in rows]
+    [('a.tif', 'done', 2), ('b.tif', 'done', 3), ('c.tif', 'error', '')]
+    >>> with Engine() as engine:
+    ...     again = run_batch(engine, count, items, out_dir=out)
+    >>> [r.status for r in again], sorted(os.listdir(out))[-1]
+    (['skipped', 'skipped', 'error'], 'summary.csv')
     """
     rows: dict[int, BatchRow] = {}
     todo = []

@@ -124,8 +124,25 @@ def predict_semantic_blockwise(model, image, blocks: BlockConfig | None = None, 
                                engine=None) -> BlockwiseResult:
     """Semantic classes (or class probabilities) of an image of any size, blockwise.
 
-    ``image`` holds ``{Z}YX`` or frames ``T{Z}YX`` of a single-channel image; the
-    percentile normalisation is measured once on the whole image (a strided sample).
+    ``image`` holds ``{Z}YX`` or frames ``T{Z}YX`` of a single-channel image (an array,
+    a dask array or an OME-Zarr / TIFF path); the percentile normalisation is measured
+    once on the whole image (a strided sample). With ``out`` (an ``.ome.zarr`` path) the
+    labels go straight to disk and memory grows with the block, not with the image.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from cellsight.config.semantic import SemanticConfig
+    >>> from cellsight.config.unet import UNetConfig
+    >>> from cellsight.core.nn.unet import UNet
+    >>> from cellsight.core.segmentation.semantic import SemanticModel
+    >>> net = UNet(UNetConfig(depth=2, base_channels=8, out_channels=2))
+    >>> model = SemanticModel(SemanticConfig(n_classes=2, unet=net.config), net)
+    >>> image = np.random.default_rng(0).random((200, 160)).astype(np.float32)
+    >>> out = os.path.join(tempfile.mkdtemp(), "classes.ome.zarr")
+    >>> result = predict_semantic_blockwise(model, image, BlockConfig(block_size=128), out=out)
+    >>> result.blocks, result.path.name
+    (4, 'classes.ome.zarr')
     """
     blocks = blocks or BlockConfig()
     ref, _ = as_ref(image)
@@ -168,6 +185,21 @@ def denoise_blockwise(model, image, blocks: BlockConfig | None = None, out=None,
     """Noise2Void-denoise an image of any size, blockwise (``{Z}YX`` or ``T{Z}YX``).
 
     The model's own normalisation (stored at training) makes the blocks agree.
+
+    Examples
+    --------
+    Without ``out`` the result stays in memory (``result.labels`` holds the image):
+
+    >>> from cellsight.config.n2v import N2VConfig
+    >>> from cellsight.core.denoise.model import N2VModel, unet_config_for
+    >>> from cellsight.core.nn.unet import UNet
+    >>> config = N2VConfig(depth=1, base_channels=4)
+    >>> model = N2VModel(UNet(unet_config_for(config, ndim=2, channels=1)), config,
+    ...                  mean=(0.0,), std=(1.0,))
+    >>> noisy = np.random.default_rng(0).normal(size=(2, 150, 150)).astype(np.float32)
+    >>> result = denoise_blockwise(model, noisy, BlockConfig(block_size=96))
+    >>> result.labels.shape, result.labels.dtype, result.blocks
+    ((2, 150, 150), dtype('float32'), 8)
     """
     blocks = blocks or BlockConfig()
     if model.net.config.in_channels != 1:

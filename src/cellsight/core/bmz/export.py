@@ -367,6 +367,23 @@ def export_package(
     ValueError
         If ``out`` exists (without ``overwrite``), the model cannot be exported or the
         test image does not fit it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from cellsight.config.semantic import SemanticConfig
+    >>> from cellsight.config.unet import UNetConfig
+    >>> from cellsight.core.nn.unet import UNet
+    >>> from cellsight.core.segmentation.semantic import SemanticModel
+    >>> net = UNet(UNetConfig(depth=2, base_channels=8, out_channels=2))
+    >>> model = SemanticModel(SemanticConfig(n_classes=2, unet=net.config), net)
+    >>> out = os.path.join(tempfile.mkdtemp(), "membranes.zip")
+    >>> export_package(model, out, name="membranes").name  # test image: a bundled sample
+    'membranes.zip'
+    >>> export_package(model, out)
+    Traceback (most recent call last):
+    ...
+    ValueError: ... exists; pass overwrite=True (--overwrite) to replace it.
     """
     from cellsight.io.bmz.write import PackageParts, write_package
 

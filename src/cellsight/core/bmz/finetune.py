@@ -269,6 +269,24 @@ def fine_tune_package(
     ValueError
         If the package's output is not class probabilities or foreground / boundary,
         its network cannot be trained (onnx), or there is nothing to learn from.
+
+    Examples
+    --------
+    Two corrected images, a few steps, a new package version (real runs: hundreds of steps):
+
+    >>> import os, tempfile
+    >>> from cellsight.core.bmz.export import export_package
+    >>> folder = tempfile.mkdtemp()
+    >>> package = export_package("nuclei", os.path.join(folder, "nuclei.zip"),
+    ...                          test_image=np.random.rand(1, 96, 96))
+    >>> yy, xx = np.mgrid[:96, :96]
+    >>> labels = (((yy - 30) ** 2 + (xx - 30) ** 2 < 121)
+    ...           + 2 * ((yy - 64) ** 2 + (xx - 62) ** 2 < 121)).astype(np.uint16)
+    >>> images = [(labels > 0).astype(np.float32)] * 2
+    >>> result = fine_tune_package(images, [labels] * 2, FineTuneConfig(steps=2, patch_size=64),
+    ...                            package=package, out=os.path.join(folder, "nuclei_v2.zip"))
+    >>> result.kind, result.metric, result.package.name
+    ('instance', 'AP@0.5', 'nuclei_v2.zip')
     """
     config = config or FineTuneConfig()
     if out is not None and Path(out).exists():

@@ -222,6 +222,22 @@ def load_package(path: str | os.PathLike, trust: bool = False, *, prefer_cellsig
     ValueError
         If the path is not a runnable model package, a file's sha256 differs from the
         description, or its code is not trusted (:class:`~cellsight.io.bmz.read.UntrustedCode`).
+
+    Examples
+    --------
+    A package cellsight wrote comes back as cellsight's own model; any other package (or
+    this one with ``prefer_cellsight=False``) as a :class:`PackageModel` that runs its
+    TorchScript weights, with no package code executed:
+
+    >>> import os, tempfile
+    >>> from cellsight.core.bmz.export import export_package
+    >>> path = export_package("nuclei", os.path.join(tempfile.mkdtemp(), "nuclei.zip"),
+    ...                       test_image=np.random.rand(1, 96, 96))
+    >>> type(load_package(path)).__name__
+    'InstanceModel'
+    >>> package = load_package(path, prefer_cellsight=False)
+    >>> type(package).__name__, package.kind, package.weights
+    ('PackageModel', 'instance', 'torchscript')
     """
     package = open_package(path)
     if prefer_cellsight and weights is None:
@@ -382,6 +398,21 @@ def predict_package(
     Returns
     -------
     PackageResult
+
+    Examples
+    --------
+    The built-in model as a package: its foreground / boundary output becomes instances.
+
+    >>> import os, tempfile
+    >>> from cellsight.core.bmz.export import export_package
+    >>> path = export_package("nuclei", os.path.join(tempfile.mkdtemp(), "nuclei.zip"),
+    ...                       test_image=np.random.rand(1, 96, 96))
+    >>> yy, xx = np.mgrid[:96, :96]
+    >>> image = (((yy - 30) ** 2 + (xx - 30) ** 2 < 121)
+    ...          | ((yy - 64) ** 2 + (xx - 62) ** 2 < 121)).astype(np.float32)
+    >>> result = predict_package(load_package(path, prefer_cellsight=False), image)
+    >>> result.kind, result.output.shape, int(result.labels.max())
+    ('instance', (3, 96, 96), 2)
     """
     output, has_t, has_c = _predict_output(model, image, axes, tile_size, device, progress,
                                            should_stop)

@@ -40,7 +40,17 @@ def merge_labels(labels: np.ndarray, ids) -> np.ndarray:
 
 
 def delete_labels(labels: np.ndarray, ids) -> np.ndarray:
-    """Set the objects ``ids`` to background."""
+    """Set the objects ``ids`` to background.
+
+    Examples
+    --------
+    >>> delete_labels(np.array([[1, 2, 3]]), [2]).tolist()
+    [[1, 0, 3]]
+    >>> delete_labels(np.array([[1, 2, 3]]), [9])
+    Traceback (most recent call last):
+    ...
+    ValueError: ...
+    """
     ids = _check_ids(labels, ids)
     out = labels.copy()
     out[np.isin(labels, ids)] = 0
@@ -91,6 +101,16 @@ def split_label(
     -------
     numpy.ndarray
         New labels; the first part keeps ``label_id``, the others get new ids.
+
+    Examples
+    --------
+    Two nuclei segmented as one object, one seed in each:
+
+    >>> labels = np.zeros((10, 20), np.uint16)
+    >>> labels[2:8, 2:18] = 4
+    >>> parts = split_label(labels, 4, [(5, 5), (5, 14)])
+    >>> np.unique(parts).tolist(), int(parts[5, 5]), int(parts[5, 14])
+    ([0, 4, 5], 4, 5)
     """
     from skimage.segmentation import watershed
 
@@ -259,7 +279,20 @@ def _best_partner(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 def edited_regions(
     prediction: np.ndarray, corrected: np.ndarray, time_axis: bool = False
 ) -> list[EditedRegion]:
-    """List the connected regions where ``corrected`` differs from ``prediction``."""
+    """List the connected regions where ``corrected`` differs from ``prediction``.
+
+    These are what the Fine-tune dock trains on. A renumbered object is no edit.
+
+    Examples
+    --------
+    >>> prediction = np.zeros((8, 8), np.uint16)
+    >>> prediction[1:4, 1:4], prediction[5:7, 5:7] = 1, 2
+    >>> corrected = delete_labels(prediction, [2])  # a false object removed
+    >>> [(r.frame, r.n_pixels) for r in edited_regions(prediction, corrected)]
+    [(None, 4)]
+    >>> edited_regions(prediction, np.where(prediction == 1, 9, prediction))
+    []
+    """
     mask = edited_mask(prediction, corrected)
     frames = range(mask.shape[0]) if time_axis else [None]
     out = []

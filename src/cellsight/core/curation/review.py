@@ -86,6 +86,21 @@ def review_objects(
     Returns
     -------
     ReviewResult
+
+    Examples
+    --------
+    A clear disc and a faint, ragged one: the faint one comes first in the list.
+
+    >>> from cellsight.core.segmentation.instance_model import load_builtin
+    >>> rng = np.random.default_rng(0)
+    >>> yy, xx = np.mgrid[:96, :96]
+    >>> clear = (yy - 30) ** 2 + (xx - 30) ** 2 < 225
+    >>> faint = ((yy - 64) ** 2 + (xx - 64) ** 2 < 225) & (rng.random((96, 96)) < 0.6)
+    >>> image = (clear + 0.3 * faint + 0.05 * rng.random((96, 96))).astype(np.float32)
+    >>> labels = (clear + 2 * ((yy - 64) ** 2 + (xx - 64) ** 2 < 225)).astype(np.uint16)
+    >>> review = review_objects(load_builtin(), image, labels, InstancePredictConfig(diameter=30))
+    >>> [item.label for item in review.items]
+    [2, 1]
     """
     config = config or InstancePredictConfig()
     image, labels = np.asarray(image), np.asarray(labels)

@@ -59,6 +59,19 @@ class N2VModel:
         Per-channel normalisation measured on the training image.
     meta : dict
         Training summary (steps done, losses, training image shape and axes).
+
+    Examples
+    --------
+    Made by :func:`~cellsight.core.denoise.train.train_n2v`; saved and read back as a folder:
+
+    >>> import os, tempfile
+    >>> from cellsight.config.n2v import N2VConfig
+    >>> config = N2VConfig(depth=1, base_channels=4)
+    >>> model = N2VModel(UNet(unet_config_for(config, ndim=2, channels=1)), config,
+    ...                  mean=(100.0,), std=(12.0,))
+    >>> folder = model.save(os.path.join(tempfile.mkdtemp(), "n2v"))
+    >>> load_model(folder).mean
+    (100.0,)
     """
 
     net: UNet

@@ -45,6 +45,16 @@ def otsu_watershed(
     -------
     numpy.ndarray of int32
         Labels with consecutive ids, 0 = background.
+
+    Examples
+    --------
+    Two touching discs are cut apart at their neck:
+
+    >>> yy, xx = np.mgrid[:64, :64]
+    >>> image = (((yy - 32) ** 2 + (xx - 20) ** 2 < 144)
+    ...          | ((yy - 32) ** 2 + (xx - 42) ** 2 < 144)).astype(np.float32)
+    >>> int(otsu_watershed(image, min_distance=8).max())
+    2
     """
     from skimage.feature import peak_local_max
     from skimage.filters import threshold_otsu

@@ -39,6 +39,17 @@ def to_ctc(result: TrackingResult, labels: np.ndarray) -> tuple[np.ndarray, np.n
     """CTC masks and ``L B E P`` table of a TrackingResult.
 
     ``labels`` are the input labels the detections were measured on.
+
+    Examples
+    --------
+    >>> from cellsight.core.tracking import track
+    >>> lab = np.zeros((2, 16, 16), np.uint16)
+    >>> lab[:, 4:9, 4:9] = [[3]], [[8]]
+    >>> masks, table = to_ctc(track(lab), lab)
+    >>> table.tolist()  # L B E P: track 1 from frame 0 to 1, no parent
+    [[1, 0, 1, 0]]
+    >>> np.unique(masks).tolist()
+    [0, 1]
     """
     ctc, table = ctc_segments(result)
     return relabel(labels, result.detections, ctc), table

@@ -50,6 +50,24 @@ class TrackEditor:
         The input labels the detections were measured on (read only).
     max_undo : int
         Number of edits kept for undo.
+
+    Examples
+    --------
+    One cell over three frames; cut its link into the last frame, then undo:
+
+    >>> from cellsight.config.tracking import TrackingConfig
+    >>> from cellsight.core.tracking import track
+    >>> lab = np.zeros((3, 32, 32), np.uint16)
+    >>> for t in range(3):
+    ...     lab[t, 10:16, 10 + t:16 + t] = 1
+    >>> result = track(lab, config=TrackingConfig(solver="greedy"))
+    >>> editor = TrackEditor(result, lab)
+    >>> event = editor.break_link(editor.node_at(2, 1))
+    >>> event.action, result.n_tracks
+    ('break link', 2)
+    >>> _ = editor.undo()
+    >>> result.n_tracks
+    1
     """
 
     def __init__(self, result: TrackingResult, labels: np.ndarray, max_undo: int = 100):
