@@ -18,10 +18,13 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QElapsedTimer, QTimer
 
+from cellsight.gui.workers import training_warm
 from cellsight.plugin.samples import load_sample
 
 P99_MS = 17.0
 MAX_MS = 50.0
+#: first progress report (step and loss) after pressing Train (issue 19 item 1)
+FIRST_FEEDBACK_S = 2.0
 #: a freeze on any machine, however busy (the targets above are an idle machine's)
 FREEZE_P99_MS = 300.0
 FREEZE_MAX_MS = 3000.0
@@ -75,12 +78,21 @@ class GapMeter:
         return float(np.percentile(gaps, 99)), float(gaps.max()), len(gaps)
 
 
-def _watch(meter: GapMeter, widget, result: str) -> None:
-    """Mark the first progress report and the moment ``widget.<result>`` is called."""
+def _watch(meter: GapMeter, widget, result: str) -> QElapsedTimer:
+    """Mark the first progress report and the moment ``widget.<result>`` is called.
+
+    Returns a clock started now that stops at the first report with a step (its
+    ``first_ms`` attribute, None until then).
+    """
     report, done = widget.progress_bar.report, getattr(widget, result)
+    clock = QElapsedTimer()
+    clock.first_ms = None
+    clock.start()
 
     def reported(*args) -> None:
         meter.mark("start-up")
+        if clock.first_ms is None and args and int(args[0]) > 0:  # (step, total)
+            clock.first_ms = clock.elapsed()
         report(*args)
 
     def finished(*args) -> None:
@@ -89,6 +101,7 @@ def _watch(meter: GapMeter, widget, result: str) -> None:
 
     widget.progress_bar.report = reported
     setattr(widget, result, finished)
+    return clock
 
 
 def _idle(qtbot) -> tuple[float, float, int]:
@@ -97,21 +110,25 @@ def _idle(qtbot) -> tuple[float, float, int]:
     return meter.summary()
 
 
-def _check(what: str, meter: GapMeter, idle) -> None:
+def _check(what: str, meter: GapMeter, idle, first_s: float = 0.0) -> None:
     p99, top, n = meter.summary()
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
     line = (f"{what}: main-thread gaps p99 {p99:.1f} ms, max {top:.1f} ms over {n} ticks "
             f"(idle: p99 {idle[0]:.1f}, max {idle[1]:.1f}; load {load:.2f} per core)")
+    if first_s:
+        line += f"; first report {first_s:.2f} s after Train"
     print("\n" + line + "\n  by phase: " + meter.phases())
-    if p99 <= P99_MS and top <= MAX_MS:
+    if p99 <= P99_MS and top <= MAX_MS and first_s <= FIRST_FEEDBACK_S:
         return
     if os.environ.get("CELLSIGHT_STALL_STRICT"):
-        pytest.fail(f"{line}; bounds p99 <= {P99_MS} ms, max <= {MAX_MS} ms")
+        pytest.fail(f"{line}; bounds p99 <= {P99_MS} ms, max <= {MAX_MS} ms, first report "
+                    f"<= {FIRST_FEEDBACK_S} s")
     # any machine, however busy: a freeze of seconds is a failure
     if p99 > FREEZE_P99_MS or top > FREEZE_MAX_MS:
         pytest.fail(f"{line}: the viewer froze (p99 > {FREEZE_P99_MS} or max > "
                     f"{FREEZE_MAX_MS} ms)")
-    pytest.xfail(f"target p99 <= {P99_MS} / max <= {MAX_MS} ms not met on this machine "
+    pytest.xfail(f"target p99 <= {P99_MS} / max <= {MAX_MS} ms / first report <= "
+                 f"{FIRST_FEEDBACK_S} s not met on this machine "
                  f"(load {load:.2f} per core; CELLSIGHT_STALL_STRICT=1 fails on it): {line}")
 
 
@@ -135,13 +152,18 @@ def test_semantic_training_never_freezes_the_viewer(make_napari_viewer, qtbot):
     widget.network_form.editors["depth"].setValue(2)
     widget.network_form.editors["base_channels"].setValue(8)
     widget.device_box.setCurrentText("cpu")
+    # the dock warms torch's lazy imports when it opens (a user sets it up meanwhile)
+    qtbot.waitUntil(training_warm.is_set, timeout=60_000)
     idle = _idle(qtbot)
     with GapMeter() as meter:
-        _watch(meter, widget, "_trained")
+        clock = _watch(meter, widget, "_trained")
         job = widget.start_training()
         qtbot.waitUntil(lambda: widget.job is None, timeout=180_000)
     assert job.state == "done" and widget.plot.losses
-    _check("Semantic training (40 steps)", meter, idle)
+    assert clock.first_ms is not None
+    first = clock.first_ms / 1000
+    print(f"\nfirst progress report (step, loss) {first:.2f} s after Train")
+    _check("Semantic training (40 steps)", meter, idle, first_s=first)
 
 
 def test_instance_prediction_never_freezes_the_viewer(make_napari_viewer, qtbot):

@@ -46,6 +46,7 @@ from cellsight.gui.big_data import (
 )
 from cellsight.gui.layer_utils import owned_layer
 from cellsight.gui.loss_plot import LossPlot
+from cellsight.gui.workers import warm_up_training
 from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
@@ -144,6 +145,7 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         self._origin = None  # level-0 origin of a visible-region crop
         self.live: LiveOutput | None = None
         self.init_jobs(napari_viewer, "Choose a noisy image and press Train & denoise.")
+        warm_up_training()  # the first Train reports within a second
         self.form = ConfigForm(N2VConfig(), FIELDS)
         self._build()
 

@@ -25,6 +25,7 @@ from cellsight.core.curation.finetune import (
 )
 from cellsight.gui.review_panel import ReviewPanel
 from cellsight.gui.toolkit.models import foreign_package, load_package_asking, start_export
+from cellsight.gui.workers import warm_up_training
 from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
@@ -79,6 +80,7 @@ class FineTuneWidget(JobMixin, QWidget):
         self.result = None
         self.out_parent: Path | None = None  # None: next to the model (or the user folder)
         self.init_jobs(napari_viewer, "Correct some objects, then Fine-tune.")
+        warm_up_training()  # the first Train reports within a second
         self._build()
         self._list_versions()
 

@@ -33,6 +33,7 @@ from cellsight.gui.big_data import (
     visible_crop,
 )
 from cellsight.gui.loss_plot import LossPlot
+from cellsight.gui.workers import warm_up_training
 from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
@@ -144,6 +145,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         self.live: LiveOutput | None = None
         self._warned = None  # (labels layer, warning) already shown: Train again goes ahead
         self.init_jobs(napari_viewer, IDLE_TEXT)
+        warm_up_training()  # the first Train reports within a second
         defaults = SemanticConfig()
         self.data_form = ConfigForm(defaults, ("scale", "soft_targets"))
         self.network_form = ConfigForm(defaults.unet, NETWORK_FIELDS)

@@ -107,6 +107,7 @@ def test_stacks_become_slices_for_a_2d_model_and_volumes_for_a_3d_one(crop):
         correction_frames(image[0], truth[0], 2)
 
 
+@pytest.mark.slow
 def test_a_3d_model_folder_fine_tunes_in_3d(tmp_path):
     config = InstanceConfig(unet=UNetConfig(ndim=3, depth=1, base_channels=4, out_channels=3),
                             diameter=6.0)
