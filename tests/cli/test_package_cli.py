@@ -113,10 +113,36 @@ def test_architecture_code_runs_only_with_trust(packages, image, tmp_path, capsy
     assert tifffile.imread(out).shape == (44, 52)
 
 
-def test_trust_without_a_package_and_batches_are_refused(packages, image, tmp_path, capsys):
+def test_trust_without_a_package_and_blockwise_runs_are_refused(packages, image, tmp_path,
+                                                                capsys):
     code = main(["segment", "--model", "nuclei", str(image), "--out", str(tmp_path / "a.tif"),
                  "--trust"])
     assert code == 2 and "--trust applies to bioimage.io packages" in capsys.readouterr().err
-    code = main(["segment", "--model", str(packages["instance"]), str(image), str(image),
-                 "--out", str(tmp_path / "batch")])
-    assert code == 2 and "one image at a time" in capsys.readouterr().err
+    code = main(["segment", "--model", str(packages["instance"]), str(image), "--out",
+                 str(tmp_path / "big.ome.zarr")])
+    assert code == 2 and "no OME-Zarr / blockwise runs yet" in capsys.readouterr().err
+
+
+def test_a_batch_through_a_foreign_instance_package(packages, image, tmp_path, capsys):
+    import csv
+
+    from cellsight.core.bmz.run import load_package, predict_package
+
+    other = tmp_path / "second.tif"
+    tifffile.imwrite(other, np.random.default_rng(1).normal(10, 3, (40, 48)).astype(np.float32))
+    out = tmp_path / "labels"
+    assert main(["segment", "--model", str(packages["instance"]), str(image), str(other),
+                 "--out", str(out), "--min-size", "0", "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["files"], summary["done"], summary["error"]) == (2, 2, 0)
+    from cellsight.config.instances import InstancePostConfig
+
+    alone = predict_package(load_package(packages["instance"]), tifffile.imread(other),
+                            device="cpu", post=InstancePostConfig(min_size=0))
+    np.testing.assert_array_equal(tifffile.imread(out / "second.tif"), alone.labels)
+    with open(out / "summary.csv") as f:
+        objects = {Path(r["file"]).name: r["objects"] for r in csv.DictReader(f)}
+    assert objects["second.tif"] == str(int(alone.labels.max()))
+    code = main(["segment", "--model", str(packages["semantic"]), str(image), str(other),
+                 "--out", str(tmp_path / "b"), "--probabilities", "p.tif"])
+    assert code == 2 and "--probabilities writes one file" in capsys.readouterr().err

@@ -122,3 +122,34 @@ def test_cli_denoises_with_the_careamics_package(tmp_path, shared_data, capsys, 
                  str(tmp_path / "x.tif")])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "careamics.models.unet" in err
+
+
+def test_a_folder_of_images_runs_through_the_package_as_a_batch(tmp_path, shared_data, capsys,
+                                                                  no_careamics):
+    import csv
+    import json
+
+    folder = tmp_path / "noisy"
+    folder.mkdir()
+    noisy = tifffile.imread(shared_data / "denoise/w2s/noisy/w2s_001_0.tif")
+    for k in range(2):
+        tifffile.imwrite(folder / f"field{k}.tif", noisy[k * 64:k * 64 + 64, :64])
+    (folder / "broken.tif").write_text("not an image")
+    out = tmp_path / "clean"
+    code = main(["denoise", str(folder), "--model", str(TORCHSCRIPT), "--out", str(out),
+                 "--device", "cpu"])
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1 and (summary["done"], summary["error"]) == (2, 1)  # one bad file reported
+    clean = tifffile.imread(out / "field1.tif")
+    assert clean.shape == (64, 64) and clean.dtype == np.float32
+    one = tmp_path / "one.tif"  # the same as a run on that image alone
+    assert main(["denoise", str(folder / "field1.tif"), "--model", str(TORCHSCRIPT), "--out",
+                 str(one), "--device", "cpu"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(one), clean)
+    capsys.readouterr()
+    before = (out / "field0.tif").stat().st_mtime_ns
+    main(["denoise", str(folder), "--model", str(TORCHSCRIPT), "--out", str(out)])
+    with open(out / "summary.csv") as f:
+        rows = {Path(r["file"]).name: r["status"] for r in csv.DictReader(f)}
+    assert rows == {"broken.tif": "error", "field0.tif": "skipped", "field1.tif": "skipped"}
+    assert (out / "field0.tif").stat().st_mtime_ns == before  # resumed, not redone

@@ -2,7 +2,9 @@
 
 Packages that cellsight exported load as cellsight's own models and take the usual path;
 any other package runs through :func:`cellsight.core.bmz.run.predict_package` on one image
-in memory, and its output is written by what it is:
+in memory, or on each image of a batch (a folder, several files or a pattern, resumable,
+``--workers`` / ``--scheduler`` as for cellsight's models), and its output is written by
+what it is:
 
 * class probabilities -> a semantic label TIFF (``segment``; ``--probabilities`` too);
 * foreground (+ boundary) -> instances by the seeded watershed (``segment``; the
@@ -59,16 +61,19 @@ def check_trust_option(args, flag: str = "--model") -> None:
                            "folder with rdf.yaml); leave it out.")
 
 
-def check_package_run(args, command: str, kind: str, uses) -> None:
-    """Refuse what a package run cannot do (batches, blockwise) or would ignore."""
+def check_package_run(args, command: str, kind: str, uses) -> bool:
+    """Refuse what a package run cannot do (blockwise) or would ignore; True for a batch."""
     from cellsight.cli import CommandError
 
     from cellsight.cli._blocks import is_batch, is_blockwise
 
-    if is_batch(args.images):
-        raise CommandError(f"--model {args.model} is a bioimage.io package from another tool: "
-                           f"{command} runs it on one image at a time (no batches yet).")
-    if is_blockwise(args.images[0], args.out, args):
+    batch = is_batch(args.images)
+    if batch:
+        uses = (*uses, "workers", "scheduler", "retries")
+        if getattr(args, "probabilities", None):
+            raise CommandError("--probabilities writes one file; a batch writes one result "
+                               "per image: leave it out.")
+    elif is_blockwise(args.images[0], args.out, args):
         raise CommandError(f"--model {args.model} is a bioimage.io package from another tool: "
                            f"{command} runs it on one image in memory (no OME-Zarr / blockwise "
                            "runs yet).")
@@ -78,6 +83,19 @@ def check_package_run(args, command: str, kind: str, uses) -> None:
             continue
         raise CommandError(f"{flag_of(name)} does not apply to this package (its output is "
                            f"{WHAT[kind]}); leave it out.")
+    return batch
+
+
+def package_batch(args, command: str, post=None) -> int:
+    """A folder / list / pattern of images through the package, resumable (summary.csv)."""
+    from cellsight.cli._blocks import check_outputs, run_batch_command
+    from cellsight.core.blocks.files import package_file
+
+    check_outputs(args, batch=True, blockwise=False)
+    load(args)  # refuse an untrusted or broken package before any file is read
+    return run_batch_command(args, command, package_file, args.model, bool(args.trust), post,
+                             args.device, args.axes.upper() if args.axes else None,
+                             getattr(args, "tile_size", None) or 0)
 
 
 def load(args):
@@ -154,7 +172,12 @@ def segment_package(args, package) -> int:
     if args.mode is not None and kind not in ("semantic", "instance"):
         raise CommandError(f"--model {args.model} outputs {WHAT[kind]}, not a segmentation; "
                            "leave --mode out (its output is written as a float image).")
-    check_package_run(args, "segment", kind, SEGMENT_USES[kind])
+    batch = check_package_run(args, "segment", kind, SEGMENT_USES[kind])
+    post = InstancePostConfig(**{n: getattr(args, n) for n in
+                                 ("seed_threshold", "mask_threshold", "min_size")
+                                 if getattr(args, n, None) is not None})
+    if batch:
+        return package_batch(args, "segment", post)
     check_outputs(args, batch=False, blockwise=False)
     if args.probabilities:
         check_output(args.probabilities, inputs=[args.images[0]],
@@ -163,9 +186,6 @@ def segment_package(args, package) -> int:
         check_distinct(("--out", args.out), ("--probabilities", args.probabilities))
     model = load(args)
     image = read_any(args.images[0])
-    post = InstancePostConfig(**{n: getattr(args, n) for n in
-                                 ("seed_threshold", "mask_threshold", "min_size")
-                                 if getattr(args, n, None) is not None})
     args.command_name = "segment"
     result = predict(args, model, image, post)
     if result.labels is not None:
@@ -209,7 +229,8 @@ def denoise_package(args, package) -> int:
     if kind in ("semantic", "instance"):
         raise CommandError(f"--model {args.model} outputs {WHAT[kind]} ({kind} segmentation); "
                            f"run it with cellsight segment --model {args.model}.")
-    check_package_run(args, "denoise", kind, ("axes", "device", "trust", "overwrite"))
+    if check_package_run(args, "denoise", kind, ("axes", "device", "trust", "overwrite")):
+        return package_batch(args, "denoise")
     check_outputs(args, batch=False, blockwise=False)
     model = load(args)
     image = read_any(args.images[0])

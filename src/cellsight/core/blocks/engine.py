@@ -94,9 +94,12 @@ class Engine:
         self.client = self._cluster = None
 
     def share(self, obj: Any) -> Any:
-        """Send ``obj`` (a model) to every worker once; pass the result to tasks."""
-        if self.in_process:
-            return obj
+        """Send ``obj`` (a model) to every worker once; pass the result to tasks.
+
+        Also in-process: a model given to each task as a plain argument was copied into
+        every submitted task (about 15 MB for the built-in model, so 5 GB of a 16384^2
+        run's 768 tasks); scattered once, the tasks share one copy.
+        """
         return self.client.scatter(obj, broadcast=True, hash=False)
 
 

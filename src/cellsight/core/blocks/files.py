@@ -103,3 +103,43 @@ def denoise_file(item, model) -> dict:
     denoised = denoise(model, data, DenoisePredictConfig(axes=axes or ""))
     write_result(item.output, denoised, axes, labels=False)
     return {"objects": ""}
+
+
+#: packages opened by :func:`package_file`, per process (a worker loads each once)
+_PACKAGES: dict = {}
+
+
+def package_file(item, package: str, trust: bool = False, post=None, device: str = "auto",
+                 axes: str | None = None, tile_size: int = 0) -> dict:
+    """One file through a bioimage.io package from another tool; written by what it makes.
+
+    ``package`` is the package's path (each worker process opens it once, so the batch
+    runs on a cluster too). Labels (semantic classes, or instances from foreground /
+    boundary maps with ``post``) are written as labels; a restored image, or an output
+    cellsight cannot interpret, as a float32 image. Returns ``{"objects": n}`` for
+    instances.
+    """
+    from cellsight.core.bmz.run import load_package, predict_package
+
+    key = (str(package), bool(trust))
+    if key not in _PACKAGES:
+        _PACKAGES[key] = load_package(package, trust=trust, prefer_cellsight=False)
+    model = _PACKAGES[key]
+    if Path(item.source).suffix.lower() == ".zarr":
+        data, found = read_gray(item.source)
+    else:
+        from cellsight.io.images import read_any
+
+        image = read_any(item.source)
+        data, found = image.data, image.axes
+    given = axes or (found if len(found) == data.ndim and set(found) <= set("TCZYX") else None)
+    result = predict_package(model, data, axes=given, tile_size=tile_size, device=device,
+                             post=post)
+    if result.labels is not None:
+        write_result(item.output, result.labels, None, labels=True)
+        return {"objects": int(result.labels.max()) if result.kind == "instance" else ""}
+    array = result.image if result.image is not None else result.output
+    write_result(item.output, np.asarray(array, np.float32),
+                 given if result.image is not None and given and len(given) == array.ndim
+                 else None, labels=False)
+    return {"objects": ""}
