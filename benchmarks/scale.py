@@ -41,6 +41,16 @@ RESULTS = ROOT / "benchmarks" / "results" / "scale.json"
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak resident memory (VmHWM).
+
+    Not ``getrusage().ru_maxrss``: on Linux that survives exec, so a step started by the
+    benchmark reported the parent's peak at the fork (the parent holds the mosaic and the
+    comparisons' arrays: 4-5 GB), not its own.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

@@ -60,12 +60,17 @@ def test_stop_keeps_the_last_checkpoint(tmp_path):
     assert load_model(tmp_path / "last").meta["steps_done"] == 3
 
 
-@pytest.mark.parametrize(
-    "axes, shape",
-    [("TYX", (3, 32, 32)), ("ZYX", (8, 32, 32)), ("CYX", (2, 32, 32)),
-     ("TCZYX", (2, 2, 8, 16, 16))],
-)
-@pytest.mark.parametrize("variant", ["n2v", "n2v2"])
+AXES = [("TYX", (3, 32, 32)), ("ZYX", (8, 32, 32)), ("CYX", (2, 32, 32)),
+        ("TCZYX", (2, 2, 8, 16, 16))]
+#: the fast tier keeps two of the eight combinations (each trains, ~0.7 s)
+FAST = {("TYX", "n2v"), ("TCZYX", "n2v2")}
+
+
+@pytest.mark.parametrize("axes, shape, variant", [
+    pytest.param(axes, shape, variant, id=f"{variant}-{axes}",
+                 marks=[] if (axes, variant) in FAST else [pytest.mark.slow])
+    for variant in ("n2v", "n2v2") for axes, shape in AXES
+])
 def test_axes_and_variants_keep_shape_and_units(axes, shape, variant):
     image = _noisy(shape) * 30 + 1000  # output must come back in these units
     model = train_n2v(image, N2VConfig(**TINY, variant=variant), axes=axes)
