@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from qtpy.QtCore import QElapsedTimer, QTimer
 
-from cellsight.gui.workers import training_warm
+from cellsight.gui.workers import labels_warm, training_warm
 from cellsight.plugin.samples import load_sample
 
 P99_MS = 17.0
@@ -154,6 +154,7 @@ def test_semantic_training_never_freezes_the_viewer(make_napari_viewer, qtbot):
     widget.device_box.setCurrentText("cpu")
     # the dock warms torch's lazy imports when it opens (a user sets it up meanwhile)
     qtbot.waitUntil(training_warm.is_set, timeout=60_000)
+    qtbot.waitUntil(labels_warm.is_set, timeout=60_000)
     idle = _idle(qtbot)
     with GapMeter() as meter:
         clock = _watch(meter, widget, "_trained")
@@ -174,6 +175,9 @@ def test_instance_prediction_never_freezes_the_viewer(make_napari_viewer, qtbot)
     widget = InstanceWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Instance segmentation")
     widget.predict_form.editors["device"].setCurrentText("cpu")
+    # both started when the dock opened
+    qtbot.waitUntil(labels_warm.is_set, timeout=60_000)
+    qtbot.waitUntil(training_warm.is_set, timeout=60_000)
     idle = _idle(qtbot)
     with GapMeter() as meter:
         _watch(meter, widget, "_predicted")

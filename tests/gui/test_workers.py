@@ -123,3 +123,38 @@ def test_job_that_returns_after_stop_hands_back_its_result(viewer, qtbot):
     assert job.state == "cancelled"
     assert partial and partial[0]["done"] > 0
     assert finished == ["cancelled"]
+
+
+def test_progress_batches_are_drawn_once_a_refresh(viewer, qtbot):
+    """Events are handed over at once the first time, then at most once per UI_REFRESH_MS."""
+    from cellsight.gui.workers import UI_REFRESH_MS
+
+    batches, events = [], []
+    job = start_job(busy_job, 2.5, name="batched", on_progress=events.append,
+                    on_batch=lambda: batches.append(time.monotonic()))
+    qtbot.waitUntil(lambda: not job.is_running, timeout=20_000)
+    assert len(events) == 250 and [e.step for e in events] == list(range(1, 251))
+    gaps = np.diff(batches[:-1])  # the last batch comes with the result
+    assert len(batches) >= 2 and (gaps >= UI_REFRESH_MS / 1000 - 0.02).all(), gaps
+    assert len(batches) <= 2.5 / (UI_REFRESH_MS / 1000) + 2
+
+
+def test_a_job_leaves_a_core_to_the_viewer(viewer, qtbot):
+    """While a job runs torch uses one core fewer (main thread, display); then all again."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    cores = len(os.sched_getaffinity(0))
+    seen = []
+
+    def job_threads(progress, should_stop):
+        seen.append(torch.get_num_threads())
+        return seen[-1]
+
+    job = start_job(job_threads, name="threads")
+    qtbot.waitUntil(lambda: not job.is_running, timeout=5000)
+    expected = cores - 1 if cores > 1 and before >= cores else before
+    assert seen == [expected]
+    assert torch.get_num_threads() == before

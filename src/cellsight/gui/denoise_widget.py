@@ -239,7 +239,7 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
     def _launch(self, func, *args, **kwargs):
         self.plot.clear()
         return self.run_job(func, *args, on_progress=self._on_progress,
-                            on_cancelled=self._stopped, **kwargs)
+                            on_batch=self.plot.flush, on_cancelled=self._stopped, **kwargs)
 
     def start(self):
         """Read the image (main thread), then train and denoise in a worker thread."""

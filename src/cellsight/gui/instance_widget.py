@@ -70,7 +70,7 @@ from cellsight.gui.toolkit import (
     user_layer,
 )
 from cellsight.gui.toolkit.models import foreign_package, load_package_asking, start_export
-from cellsight.gui.workers import start_job
+from cellsight.gui.workers import start_job, warm_up_labels, warm_up_training
 
 PREDICT_FIELDS = ("mode", "diameter", "test_time_augmentation", "device")
 POST_FIELDS = ("seed_threshold", "mask_threshold", "min_size")
@@ -135,6 +135,8 @@ class InstanceWidget(JobMixin, QWidget):
     def __init__(self, napari_viewer):
         super().__init__()
         self.viewer = napari_viewer
+        warm_up_labels()  # showing the first result does not wait for numba
+        warm_up_training()  # torch imported before the first job (which then shares cores)
         self.ws_job = None  # the watershed job (self.job is the prediction)
         self._ws_pending = False
         self.model: InstanceModel | None = None

@@ -33,7 +33,7 @@ from cellsight.gui.big_data import (
     visible_crop,
 )
 from cellsight.gui.loss_plot import LossPlot
-from cellsight.gui.workers import warm_up_training
+from cellsight.gui.workers import warm_up_labels, warm_up_training
 from cellsight.gui.toolkit import (
     ConfigForm,
     JobMixin,
@@ -146,6 +146,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         self._warned = None  # (labels layer, warning) already shown: Train again goes ahead
         self.init_jobs(napari_viewer, IDLE_TEXT)
         warm_up_training()  # the first Train reports within a second
+        warm_up_labels()  # showing the first result does not wait for numba
         defaults = SemanticConfig()
         self.data_form = ConfigForm(defaults, ("scale", "soft_targets"))
         self.network_form = ConfigForm(defaults.unet, NETWORK_FIELDS)
@@ -290,6 +291,7 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
             name="Semantic training",
             status="Training …",
             on_progress=self._on_progress,
+            on_batch=self.plot.flush,
             on_result=self._trained,
             on_cancelled=self._trained,
             total=config.training.steps,

@@ -15,8 +15,12 @@ button (a :class:`~napari.utils.progress.cancelable_progress` that calls
 so closing napari while it runs asks for confirmation and then cancels it.
 """
 
+import functools
 import logging
+import os
+import sys
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -35,9 +39,15 @@ logger = logging.getLogger(__name__)
 _RUNNING: set["Job"] = set()  # keeps jobs (and their Qt objects) alive while they run
 
 
-#: how often (ms) progress events queued by the worker are handed to the main thread;
-#: batching keeps a job that reports every few milliseconds from flooding the GUI
+#: how often (ms) the main thread looks for progress events queued by the worker (cheap)
 PROGRESS_INTERVAL_MS = 100
+
+#: least time (ms) between two hand-overs of progress to the main thread, after the first.
+#: Each hand-over repaints the dock (progress bar, ETA, loss plot) in one go; with software
+#: OpenGL (Xvfb, remote desktops) Qt composes the whole window for every repaint of any
+#: widget beside napari's canvas, ~25-35 ms on 2 cores, so a job's visible updates are
+#: batched to about one window repaint a second
+UI_REFRESH_MS = 1000
 
 
 #: napari task-status state of each final job state
@@ -57,14 +67,16 @@ class JobProgress(cancelable_progress):
 #: speed (percent of normal) of napari's "activity" spinner while a job runs. At full
 #: speed it repaints the whole window ~30 times a second; with software OpenGL (Xvfb,
 #: remote desktops) that took about 2/3 of the steps/s of a training on 2 busy cores
-#: (benchmarks/dock_speed.py: 0.44-0.49 vs 1.36-1.74 steps/s with the spinner at 10 %)
-SPINNER_SPEED = 10
+#: (benchmarks/dock_speed.py: 0.44-0.49 vs 1.36-1.74 steps/s with the spinner at 10 %),
+#: and each of its frames stalls the main thread for a window composition (~30 ms)
+SPINNER_SPEED = 2
 
 
 def calm_spinner(window) -> bool:
     """Slow napari's activity spinner of ``window`` to :data:`SPINNER_SPEED`; True if done.
 
-    It still turns (about 3 frames a second) so the window shows that work goes on.
+    It still turns (a frame every second or two) so the window shows that work goes on;
+    the dock's own progress bar says how far the job is.
     napari keeps the spinner in private attributes: if they change, nothing happens.
     """
     try:
@@ -110,6 +122,86 @@ def warm_up_training() -> None:
     threading.Thread(target=_warm, name="cellsight-warm-up", daemon=True).start()
 
 
+_threads_lock = threading.Lock()
+_threads_state = {"jobs": 0, "saved": None}
+
+
+def _leave_a_core_begin() -> None:
+    torch = sys.modules.get("torch")  # a job that never imported torch needs nothing here
+    with _threads_lock:
+        _threads_state["jobs"] += 1
+        if torch is None or _threads_state["saved"] is not None:
+            return
+        saved = torch.get_num_threads()
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+            os.cpu_count() or 1)
+        if cores > 1 and saved >= cores:
+            _threads_state["saved"] = saved
+            torch.set_num_threads(cores - 1)
+
+
+def _leave_a_core_end() -> None:
+    with _threads_lock:
+        _threads_state["jobs"] -= 1
+        if _threads_state["jobs"] == 0 and _threads_state["saved"] is not None:
+            sys.modules["torch"].set_num_threads(_threads_state["saved"])
+            _threads_state["saved"] = None
+
+
+def _sharing_cores(func):
+    """``func`` run with one core fewer for torch while any job runs in the viewer.
+
+    The main thread (napari's event loop) and the display need a core: with torch on
+    every core, the viewer's 10 ms timer saw gaps of p99 90 ms during a training on 2
+    cores, and the training itself ran at half the speed (benchmarks/dock_speed.py: 1.9
+    vs 3.8-4.0 steps/s; its threads wait for the busiest core). Only when torch is
+    already imported (the docks that run models import it when they open): a job that
+    does not use torch is not made to import it.
+    """
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        _leave_a_core_begin()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _leave_a_core_end()
+
+    return run
+
+
+#: set once napari's label colouring is compiled (see :func:`warm_up_labels`)
+labels_warm = threading.Event()
+_warming_labels = threading.Lock()
+
+
+def _warm_labels() -> None:
+    try:
+        import numpy as np
+        from napari.utils.colormaps import _accelerated_cmap as cmap
+
+        # napari maps label ids to colours with numba functions compiled per dtype and
+        # dimension on first use (0.4-0.8 s on the main thread when a result is shown)
+        for dtype in (np.int32, np.uint32, np.uint16, np.uint8):
+            for ndim in (1, 2):  # a 2D slice, and the ids of a slice
+                cmap.zero_preserving_modulo(np.zeros((2,) * ndim, dtype), 49, np.uint8)
+    except Exception:  # private napari API: if it moved, the first result is just slower
+        logging.getLogger(__name__).debug("labels warm-up failed", exc_info=True)
+    finally:
+        labels_warm.set()
+
+
+def warm_up_labels() -> None:
+    """Compile napari's label colouring in a background thread, once a session.
+
+    Called when a dock that shows labels is created, so that showing its first result
+    does not stop the viewer for the compilation.
+    """
+    if labels_warm.is_set() or not _warming_labels.acquire(blocking=False):
+        return
+    threading.Thread(target=_warm_labels, name="cellsight-warm-labels", daemon=True).start()
+
+
 def _task_window(viewer):
     """The napari window that tracks running tasks, if there is one."""
     if viewer is None:
@@ -151,6 +243,7 @@ class Job:
                 "cellsight", Status.BUSY, name, cancel_callback=_weak(self.cancel)
             )
         self._message = ""
+        self._last_drain: float | None = None
         self.worker = None
         self.state = "running"  # -> "done" | "cancelled" | "failed"
         self.error: BaseException | None = None
@@ -170,15 +263,27 @@ class Job:
         """Whether the job has not finished yet."""
         return self.state == "running"
 
-    def _drain(self, on_progress) -> None:
-        """Main thread: pass queued events on, then refresh the progress bar once."""
+    def _poll(self, on_progress, on_batch=None) -> None:
+        """Main thread, every PROGRESS_INTERVAL_MS: drain when a refresh is due."""
+        if not self._events:
+            return
+        now = time.monotonic()
+        if self._last_drain is not None and now - self._last_drain < UI_REFRESH_MS / 1000:
+            return
+        self._drain(on_progress, on_batch)
+
+    def _drain(self, on_progress, on_batch=None) -> None:
+        """Main thread: pass queued events on, then refresh the progress bars once."""
         last = None
         while self._events:
             last = self._events.popleft()
             if on_progress is not None:
                 on_progress(last)
         if last is not None:
+            self._last_drain = time.monotonic()
             self._update_progress(last)
+            if on_batch is not None:
+                on_batch()
 
     def _update_progress(self, event: ProgressEvent) -> None:
         if event.total and event.total != self._pbar.total:
@@ -207,6 +312,7 @@ def start_job(
     on_cancelled: Callable[[Any], None] | None = None,
     on_error: Callable[[BaseException], None] | None = None,
     on_finished: Callable[[], None] | None = None,
+    on_batch: Callable[[], None] | None = None,
     total: int = 0,
     viewer: Any = None,
     **kwargs: Any,
@@ -224,8 +330,11 @@ def start_job(
         Main thread, with the return value when the job completes.
     on_progress : callable, optional
         Main thread, with every :class:`ProgressEvent` in order (e.g. to draw a loss
-        curve). Events arrive in batches every ``PROGRESS_INTERVAL_MS``; keep the
-        per-event work cheap (store values, redraw once per batch at most).
+        curve). Events arrive in batches (the first at once, then at most one batch
+        every ``UI_REFRESH_MS``); keep the per-event work cheap (store values).
+    on_batch : callable, optional
+        Main thread, after each batch of ``on_progress`` calls: redraw here (a plot), so
+        that everything a batch changes is painted in one window repaint.
     on_cancelled : callable, optional
         Main thread, with the partial result (``Cancelled.partial``, or the return
         value of a job that returned after a stop request).
@@ -249,7 +358,7 @@ def start_job(
         job._events.append(event)
 
     def returned(value: Any) -> None:
-        job._drain(on_progress)
+        job._drain(on_progress, on_batch)
         if job.should_stop():
             job.state = "cancelled"
             if on_cancelled is not None:
@@ -261,7 +370,7 @@ def start_job(
             on_result(value)
 
     def errored(exc: BaseException) -> None:
-        job._drain(on_progress)
+        job._drain(on_progress, on_batch)
         # state and callbacks first: a notification may process pending Qt events
         if isinstance(exc, Cancelled):
             job.state = "cancelled"
@@ -283,9 +392,9 @@ def start_job(
         if on_finished is not None:
             on_finished()
 
-    job._timer.timeout.connect(lambda: job._drain(on_progress))
+    job._timer.timeout.connect(lambda: job._poll(on_progress, on_batch))
     worker = create_worker(
-        func,
+        _sharing_cores(func),
         *args,
         progress=report,
         should_stop=job.should_stop,

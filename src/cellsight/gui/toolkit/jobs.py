@@ -47,6 +47,9 @@ class EtaProgressBar(QProgressBar):
         if not total:
             return
         step = min(int(step), int(total))
+        # QProgressBar.setValue repaints at once; with updates off it only schedules one
+        # paint, drawn together with the rest of the dock (one window repaint, not two)
+        self.setUpdatesEnabled(False)
         self.setRange(0, int(total))
         self.setValue(step)
         now = time.monotonic()
@@ -57,6 +60,7 @@ class EtaProgressBar(QProgressBar):
             left = (total - step) * (now - start) / (step - first)
             self.eta_text = f"{format_seconds(left)} left"
         self.setFormat(f"%v / %m  {self.eta_text}".rstrip())
+        self.setUpdatesEnabled(True)
 
     def finish(self, done: bool) -> None:
         """The job ended: leave a busy indicator full (done) or empty; keep the count."""
@@ -116,7 +120,8 @@ class JobMixin:
         self.set_running(self.running)
 
     def run_job(self, func, *args, name: str, status: str = "", total: int = 0,
-                on_result=None, on_cancelled=None, on_progress=None, **kwargs) -> Job:
+                on_result=None, on_cancelled=None, on_progress=None, on_batch=None,
+                **kwargs) -> Job:
         """Start ``func(*args, progress=, should_stop=, **kwargs)`` as this dock's job.
 
         ``on_result`` / ``on_cancelled`` / ``on_progress`` run on the main thread (see
@@ -135,7 +140,7 @@ class JobMixin:
         self.job = start_job(
             func, *args, name=name, total=total, viewer=self.viewer, on_progress=progress,
             on_result=on_result, on_cancelled=on_cancelled, on_error=self.job_failed,
-            on_finished=self._job_finished, **kwargs,
+            on_finished=self._job_finished, on_batch=on_batch, **kwargs,
         )
         self.set_running(True)
         return self.job
