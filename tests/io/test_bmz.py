@@ -127,6 +127,7 @@ def test_package_run_by_cellsight_equals_bioimageio_core(instance_pkg):
     assert ours.labels.shape == x.shape[2:] and ours.labels.dtype.kind == "i"
 
 
+@pytest.mark.slow
 def test_cellsight_package_round_trips_to_the_same_model(instance_pkg):
     from cellsight.core.bmz.run import load_package
 
@@ -139,6 +140,7 @@ def test_cellsight_package_round_trips_to_the_same_model(instance_pkg):
     assert back.meta["package"]["name"] == "cellsight tiny instance"
 
 
+@pytest.mark.slow
 def test_architecture_code_needs_trust(instance_pkg):
     from cellsight.core.bmz.run import load_package
     from cellsight.io.bmz.read import UntrustedCode
@@ -150,6 +152,7 @@ def test_architecture_code_needs_trust(instance_pkg):
     assert model.weights == "pytorch_state_dict"
 
 
+@pytest.mark.slow
 def test_changed_file_in_a_folder_package_is_refused(instance_pkg, tmp_path):
     from cellsight.core.bmz.run import load_package
 
@@ -189,6 +192,7 @@ def foreign_copy(pkg, out, *, torchscript: bool = True):
     return out
 
 
+@pytest.mark.slow
 def test_a_foreign_copy_is_run_as_a_package(instance_pkg, tmp_path):
     from cellsight.core.bmz.run import PackageModel, load_package
     from cellsight.io.bmz.read import UntrustedCode

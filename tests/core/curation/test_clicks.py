@@ -98,6 +98,7 @@ def test_one_click_gives_held_out_nuclei(shared_data, repo_root):
     assert np.median(scores) > 0.8, scores
 
 
+@pytest.mark.slow
 def test_more_clicks_improve_and_negative_clicks_remove(shared_data, repo_root):
     image, truth = _val_objects(shared_data, repo_root, 1)[0]
     model = cl.load_click_model(MODEL)

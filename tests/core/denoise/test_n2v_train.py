@@ -45,6 +45,7 @@ def test_events_checkpoints_and_preview(tmp_path):
     assert reloaded.meta["steps_done"] == 6 and reloaded.config == config
 
 
+@pytest.mark.slow
 def test_stop_keeps_the_last_checkpoint(tmp_path):
     calls = []
 
