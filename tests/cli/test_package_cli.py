@@ -113,14 +113,42 @@ def test_architecture_code_runs_only_with_trust(packages, image, tmp_path, capsy
     assert tifffile.imread(out).shape == (44, 52)
 
 
-def test_trust_without_a_package_and_blockwise_runs_are_refused(packages, image, tmp_path,
-                                                                capsys):
+def test_trust_without_a_package_is_refused(packages, image, tmp_path, capsys):
     code = main(["segment", "--model", "nuclei", str(image), "--out", str(tmp_path / "a.tif"),
                  "--trust"])
     assert code == 2 and "--trust applies to bioimage.io packages" in capsys.readouterr().err
+
+
+def test_blockwise_runs_of_foreign_packages(packages, image, tmp_path, capsys):
+    from cellsight.config.blocks import BlockConfig
+    from cellsight.config.instances import InstancePostConfig
+    from cellsight.core.bmz.blocks import predict_package_blockwise
+    from cellsight.core.bmz.run import load_package
+    from cellsight.io.omezarr import read_ome_zarr
+
+    image = tmp_path / "bigger.tif"
+    tifffile.imwrite(image, np.random.default_rng(2).normal(10, 3, (100, 120)).astype("float32"))
+    out = tmp_path / "big.ome.zarr"
+    assert main(["segment", "--model", str(packages["instance"]), str(image), "--out",
+                 str(out), "--block-size", "64", "--min-size", "0", "--device", "cpu"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["blocks"] == 4 and summary["output"] == "instance"
+    core = predict_package_blockwise(load_package(packages["instance"]), tifffile.imread(image),
+                                     blocks=BlockConfig(block_size=64), device="cpu",
+                                     post=InstancePostConfig(min_size=0))
+    np.testing.assert_array_equal(np.asarray(read_ome_zarr(out).data), core.labels)
+    assert summary["objects"] == core.n_objects
+    den = tmp_path / "den.ome.zarr"
+    assert main(["denoise", "--model", str(packages["n2v"]), str(image), "--out", str(den),
+                 "--block-size", "64", "--device", "cpu"]) == 0
+    written = np.asarray(read_ome_zarr(den).data)
+    assert written.shape == (100, 120) and written.dtype == np.float32
+    code = main(["segment", "--model", str(packages["semantic"]), str(image), "--out",
+                 str(tmp_path / "s.ome.zarr"), "--probabilities", str(tmp_path / "p.tif")])
+    assert code == 2 and "blockwise run writes the labels only" in capsys.readouterr().err
     code = main(["segment", "--model", str(packages["instance"]), str(image), "--out",
-                 str(tmp_path / "big.ome.zarr")])
-    assert code == 2 and "no OME-Zarr / blockwise runs yet" in capsys.readouterr().err
+                 str(out)])
+    assert code == 2 and "already exists" in capsys.readouterr().err  # kept
 
 
 def test_a_batch_through_a_foreign_instance_package(packages, image, tmp_path, capsys):

@@ -61,29 +61,79 @@ def check_trust_option(args, flag: str = "--model") -> None:
                            "folder with rdf.yaml); leave it out.")
 
 
-def check_package_run(args, command: str, kind: str, uses) -> bool:
-    """Refuse what a package run cannot do (blockwise) or would ignore; True for a batch."""
+def check_package_run(args, command: str, kind: str, uses) -> str:
+    """Refuse what a package run cannot do or would ignore; ``batch``, ``blockwise`` or
+    ``one`` (one image in memory)."""
     from cellsight.cli import CommandError
 
     from cellsight.cli._blocks import is_batch, is_blockwise
 
-    batch = is_batch(args.images)
-    if batch:
+    run = "one"
+    if is_batch(args.images):
+        run = "batch"
         uses = (*uses, "workers", "scheduler", "retries")
         if getattr(args, "probabilities", None):
             raise CommandError("--probabilities writes one file; a batch writes one result "
                                "per image: leave it out.")
     elif is_blockwise(args.images[0], args.out, args):
-        raise CommandError(f"--model {args.model} is a bioimage.io package from another tool: "
-                           f"{command} runs it on one image in memory (no OME-Zarr / blockwise "
-                           "runs yet).")
+        run = "blockwise"
+        if kind == "raw":
+            raise CommandError(f"--model {args.model} outputs {WHAT[kind]}: {command} runs it "
+                               "on one image in memory only (a TIFF --out), not blockwise.")
+        if getattr(args, "probabilities", None):
+            raise CommandError("--probabilities is written for one image in memory; a "
+                               "blockwise run writes the labels only: leave it out.")
+        if getattr(args, "axes", None):
+            raise CommandError("--axes applies to one image in memory; a blockwise run reads "
+                               "the axes of the OME-Zarr / TIFF: leave it out.")
+        uses = (*uses, "block_size", "workers", "scheduler", "retries")
     for name in _ALL:
         value = getattr(args, name, None)
         if name in uses or value in (None, False, _DEFAULTS.get(name)):
             continue
         raise CommandError(f"{flag_of(name)} does not apply to this package (its output is "
                            f"{WHAT[kind]}); leave it out.")
-    return batch
+    return run
+
+
+def package_blockwise(args, command: str, post=None) -> int:
+    """One big image (OME-Zarr in or out, a TIFF over the memory limit, or --block-size)
+    through the package block by block (:func:`~cellsight.core.bmz.blocks.
+    predict_package_blockwise`); OUT is an OME-Zarr (or ``IMAGE.ome.zarr/labels/NAME``)."""
+    import json
+    from types import SimpleNamespace
+
+    from cellsight.cli import CommandError
+    from cellsight.cli._blocks import _into_labels, _zarr_out, block_config, check_outputs
+    from cellsight.cli._progress import ProgressBars
+    from cellsight.core.bmz.blocks import predict_package_blockwise
+
+    check_outputs(args, batch=False, blockwise=True)
+    model = load(args)
+    if model.channels != 1:
+        raise CommandError(f"--model {args.model} takes {model.channels} channels; blockwise "
+                           "runs take single-channel packages (give a TIFF --out to run it "
+                           "on one image in memory).")
+
+    def run(out):
+        return predict_package_blockwise(
+            model, args.images[0], blocks=block_config(args), out=out, post=post,
+            tile_size=getattr(args, "tile_size", None) or 0, device=args.device,
+            progress=progress)
+
+    with ProgressBars(command) as progress:
+        if model.kind in ("semantic", "instance"):
+            result = _into_labels(run, args)
+        else:
+            result = run(_zarr_out(args.out))
+    info = {"out": str(result.path), "blocks": result.blocks,
+            "seconds": round(result.seconds, 1)}
+    if model.kind == "instance":
+        info["objects"] = result.n_objects
+    print(json.dumps(summary(args, model, SimpleNamespace(kind=model.kind), **info), indent=2))
+    print(f"{'Labels' if model.kind in ('semantic', 'instance') else 'Output'} written to "
+          f"{result.path}", file=sys.stderr)
+    return 0
 
 
 def package_batch(args, command: str, post=None) -> int:
@@ -172,12 +222,14 @@ def segment_package(args, package) -> int:
     if args.mode is not None and kind not in ("semantic", "instance"):
         raise CommandError(f"--model {args.model} outputs {WHAT[kind]}, not a segmentation; "
                            "leave --mode out (its output is written as a float image).")
-    batch = check_package_run(args, "segment", kind, SEGMENT_USES[kind])
+    run = check_package_run(args, "segment", kind, SEGMENT_USES[kind])
     post = InstancePostConfig(**{n: getattr(args, n) for n in
                                  ("seed_threshold", "mask_threshold", "min_size")
                                  if getattr(args, n, None) is not None})
-    if batch:
+    if run == "batch":
         return package_batch(args, "segment", post)
+    if run == "blockwise":
+        return package_blockwise(args, "segment", post)
     check_outputs(args, batch=False, blockwise=False)
     if args.probabilities:
         check_output(args.probabilities, inputs=[args.images[0]],
@@ -229,8 +281,11 @@ def denoise_package(args, package) -> int:
     if kind in ("semantic", "instance"):
         raise CommandError(f"--model {args.model} outputs {WHAT[kind]} ({kind} segmentation); "
                            f"run it with cellsight segment --model {args.model}.")
-    if check_package_run(args, "denoise", kind, ("axes", "device", "trust", "overwrite")):
+    run = check_package_run(args, "denoise", kind, ("axes", "device", "trust", "overwrite"))
+    if run == "batch":
         return package_batch(args, "denoise")
+    if run == "blockwise":
+        return package_blockwise(args, "denoise")
     check_outputs(args, batch=False, blockwise=False)
     model = load(args)
     image = read_any(args.images[0])
