@@ -11,7 +11,7 @@ import cellsight
 
 SKIP = ("cellsight.gui", "cellsight.__main__")
 # examples that train, export packages or run the built-in model: the full suite only
-SLOW = {"cellsight.core.bmz.export", "cellsight.core.bmz.finetune", "cellsight.core.bmz.run",
+SLOW = {"cellsight.core.bmz.blocks", "cellsight.core.bmz.export", "cellsight.core.bmz.finetune", "cellsight.core.bmz.run",
         "cellsight.core.blocks.dense", "cellsight.core.blocks.instances",
         "cellsight.core.segmentation.instance_model", "cellsight.core.segmentation.semantic"}
 

@@ -74,6 +74,7 @@ _WHERE = {
     "export_package": "cellsight.core.bmz.export",
     "load_package": "cellsight.core.bmz.run",
     "predict_package": "cellsight.core.bmz.run",
+    "predict_package_blockwise": "cellsight.core.bmz.blocks",
     "fine_tune_package": "cellsight.core.bmz.finetune",
 }
 
