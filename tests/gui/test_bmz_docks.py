@@ -158,3 +158,98 @@ def test_finetune_dock_fine_tunes_a_package_into_a_new_version(make_napari_viewe
     rdf = yaml.safe_load(zipfile.ZipFile(new).read("rdf.yaml"))
     assert rdf["config"]["cellsight"]["parent"]["sha256"] == hashlib.sha256(
         Path(pkg).read_bytes()).hexdigest()
+
+
+def test_instance_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewer, qtbot,
+                                                              tmp_path, packages):
+    import dask.array as da
+
+    from cellsight.config.blocks import BlockConfig
+    from cellsight.core.bmz.blocks import predict_package_blockwise
+    from cellsight.core.bmz.run import load_package
+    from cellsight.gui.instance_widget import InstanceWidget
+    from cellsight.io.omezarr import write_ome_zarr
+    from cellsight.plugin.hooks import read_ome_zarr_layers
+
+    image = np.random.default_rng(3).random((128, 128)).astype(np.float32)
+    path = tmp_path / "scan.ome.zarr"
+    write_ome_zarr(path, image, axes="YX", chunks=(64, 64))
+    viewer = make_napari_viewer()
+    data, meta, _ = read_ome_zarr_layers(str(path))[0]
+    viewer.add_image(data, **meta)
+    widget = InstanceWidget(viewer)
+    widget.big.form.editors["block_size"].setValue(64)
+    widget.predict_form.editors["device"].setCurrentText("cpu")
+    other = foreign_copy(packages["instance"], tmp_path / "other.zip")  # TorchScript: no code
+    widget.model_box.set_source(str(other))
+    job = widget.start_predict()
+    assert job is not None
+    qtbot.waitUntil(lambda: widget.job is None, timeout=120_000)
+    assert job.state == "done", widget.status.text()
+    out = viewer.layers["scan nuclei"]
+    assert isinstance(out.data[0], da.Array) and (tmp_path / "scan_nuclei.ome.zarr").is_dir()
+    core = predict_package_blockwise(load_package(other), image,
+                                     blocks=BlockConfig(block_size=64), device="cpu",
+                                     post=widget.post_config())
+    np.testing.assert_array_equal(np.asarray(out.data[0]), core.labels)
+
+
+def test_denoise_dock_runs_the_careamics_package_blockwise(make_napari_viewer, qtbot,
+                                                            tmp_path):
+    import dask.array as da
+
+    from cellsight.config.blocks import BlockConfig
+    from cellsight.core.bmz.blocks import predict_package_blockwise
+    from cellsight.core.bmz.run import load_package
+    from cellsight.gui.denoise_widget import DenoiseWidget
+    from cellsight.io.omezarr import write_ome_zarr
+    from cellsight.plugin.hooks import read_ome_zarr_layers
+
+    image = np.random.default_rng(4).normal(60, 20, (128, 128)).astype(np.float32)
+    path = tmp_path / "noisy.ome.zarr"
+    write_ome_zarr(path, image, axes="YX", chunks=(64, 64))
+    viewer = make_napari_viewer()
+    data, meta, _ = read_ome_zarr_layers(str(path))[0]
+    viewer.add_image(data, **meta)
+    widget = DenoiseWidget(viewer)
+    widget.big.form.editors["block_size"].setValue(64)
+    widget.load_model(str(CAREAMICS))
+    job = widget.start_apply()
+    assert job is not None
+    qtbot.waitUntil(lambda: widget.job is None, timeout=60_000)
+    assert job.state == "done", widget.status.text()
+    out = viewer.layers["noisy denoised"]
+    assert isinstance(out.data[0], da.Array)
+    core = predict_package_blockwise(load_package(CAREAMICS), image,
+                                     blocks=BlockConfig(block_size=64))
+    np.testing.assert_allclose(np.asarray(out.data[0]), core.labels, atol=1e-4)
+
+
+def test_semantic_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewer, qtbot,
+                                                              tmp_path, packages):
+    from cellsight.config.blocks import BlockConfig
+    from cellsight.core.bmz.blocks import predict_package_blockwise
+    from cellsight.core.bmz.run import load_package
+    from cellsight.gui.semantic_widget import SemanticWidget
+    from cellsight.io.omezarr import write_ome_zarr
+    from cellsight.plugin.hooks import read_ome_zarr_layers
+
+    image = np.random.default_rng(5).random((128, 128)).astype(np.float32)
+    path = tmp_path / "tissue.ome.zarr"
+    write_ome_zarr(path, image, axes="YX", chunks=(64, 64))
+    viewer = make_napari_viewer()
+    data, meta, _ = read_ome_zarr_layers(str(path))[0]
+    viewer.add_image(data, **meta)
+    widget = SemanticWidget(viewer)
+    widget.device_box.setCurrentText("cpu")
+    widget.big.form.editors["block_size"].setValue(64)
+    other = foreign_copy(packages["semantic"], tmp_path / "other.zip")  # TorchScript: no code
+    widget.load_model(str(other))
+    job = widget.start_predict()
+    assert job is not None
+    qtbot.waitUntil(lambda: widget.job is None, timeout=60_000)
+    assert job.state == "done", widget.status.text()
+    out = viewer.layers["tissue classes"]
+    core = predict_package_blockwise(load_package(other), image,
+                                     blocks=BlockConfig(block_size=64), device="auto")
+    np.testing.assert_array_equal(np.asarray(out.data[0]), core.labels)

@@ -278,10 +278,6 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
             return None
         image, predict = read
         if isinstance(image, str):
-            if not hasattr(self.model, "save"):
-                show_error("Packages from other tools run on layers that fit in memory; "
-                           "check Visible region only.")
-                return None
             return self._start_blockwise(self._source)
         return self._launch(
             apply_job, image, self.model, predict,
@@ -298,8 +294,14 @@ class DenoiseWidget(ModelFilesMixin, JobMixin, QWidget):
         look = {k: v for k, v in self._placement().items() if k in ("contrast_limits", "colormap")}
         self.live = LiveOutput(self.viewer, out, "image", f"{layer.name} denoised",
                                placed(layer), **look)
+        from cellsight.core.bmz.blocks import predict_package_blockwise
+        from cellsight.core.bmz.run import PackageModel
+
+        # a bioimage.io package from another tool runs with the image-wide statistics
+        func = (predict_package_blockwise if isinstance(self.model, PackageModel)
+                else denoise_blockwise)
         return self.run_job(
-            run_blockwise, denoise_blockwise, self.model, blockwise_source(layer),
+            run_blockwise, func, self.model, blockwise_source(layer),
             blocks=blocks, out=out, name="Blockwise denoising",
             status=f"Denoising block by block into {out} …", on_progress=self.live.poll,
             on_result=self._blockwise_done, on_cancelled=self._blockwise_stopped,

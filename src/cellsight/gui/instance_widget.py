@@ -118,9 +118,16 @@ def predict_job(model, source, image, config, progress, should_stop):
 
 def blockwise_job(model, source, image, config, blocks, out, post, progress, should_stop):
     """Worker: load the model if needed, then segment ``image`` block by block into ``out``."""
+    from cellsight.core.bmz.blocks import predict_package_blockwise
+
     model = model if model is not None else load_model(source)
-    result = run_blockwise(segment_instances_blockwise, model, image, config, blocks=blocks,
-                           out=out, post=post, progress=progress, should_stop=should_stop)
+    if isinstance(model, PackageModel):  # a bioimage.io package from another tool
+        result = run_blockwise(predict_package_blockwise, model, image, blocks=blocks, out=out,
+                               post=post, device=config.device, progress=progress,
+                               should_stop=should_stop)
+    else:
+        result = run_blockwise(segment_instances_blockwise, model, image, config, blocks=blocks,
+                               out=out, post=post, progress=progress, should_stop=should_stop)
     return model, result
 
 
@@ -273,10 +280,6 @@ class InstanceWidget(JobMixin, QWidget):
             if model is None:
                 self.status.setText(f"{source} not loaded: its code was not allowed to run.")
                 return None
-        if isinstance(model, PackageModel) and crop is None and is_big(layer):
-            show_error("Packages from other tools run on layers that fit in memory; check "
-                       "Visible region only.")
-            return None
         self._target = layer
         self._requested = source
         self._origin = crop.origin if crop is not None else None

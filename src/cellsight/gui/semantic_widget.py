@@ -313,8 +313,10 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         self._origin = crop.origin if crop is not None else None
         if _is_package(self.model):
             if crop is None and is_big(layer):
-                show_error("Packages from other tools run on layers that fit in memory; "
-                           "check Visible region only.")
+                if self.model.kind == "semantic":  # labels block by block, image-wide stats
+                    return self._start_blockwise(layer, blocks)
+                show_error("This package's output is not class probabilities: it runs on "
+                           "layers that fit in memory; check Visible region only.")
                 return None
             return self.run_job(
                 package_job, self.model, crop if crop is not None else layer_array(layer),
@@ -338,8 +340,11 @@ class SemanticWidget(ModelFilesMixin, JobMixin, QWidget):
         out = output_path(layer, "classes")
         self.live = LiveOutput(self.viewer, out, "labels", f"{layer.name} classes",
                                placed(layer))
+        from cellsight.core.bmz.blocks import predict_package_blockwise
+
+        func = predict_package_blockwise if _is_package(self.model) else predict_semantic_blockwise
         return self.run_job(
-            run_blockwise, predict_semantic_blockwise, self.model, blockwise_source(layer),
+            run_blockwise, func, self.model, blockwise_source(layer),
             blocks=blocks, out=out, name="Blockwise semantic prediction",
             status=f"Predicting block by block into {out} …", on_progress=self.live.poll,
             on_result=self._blockwise_done, on_cancelled=self._blockwise_stopped,
