@@ -160,6 +160,19 @@ def test_finetune_dock_fine_tunes_a_package_into_a_new_version(make_napari_viewe
         Path(pkg).read_bytes()).hexdigest()
 
 
+def _big_layer(make_napari_viewer, tmp_path, name: str, image):
+    """A viewer showing ``image`` opened lazily from ``NAME.ome.zarr`` (a big layer)."""
+    from cellsight.io.omezarr import write_ome_zarr
+    from cellsight.plugin.hooks import read_ome_zarr_layers
+
+    path = tmp_path / f"{name}.ome.zarr"
+    write_ome_zarr(path, image, axes="YX", chunks=(64, 64))
+    viewer = make_napari_viewer()
+    data, meta, _ = read_ome_zarr_layers(str(path))[0]
+    viewer.add_image(data, **meta)
+    return viewer
+
+
 def test_instance_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewer, qtbot,
                                                               tmp_path, packages):
     import dask.array as da
@@ -168,15 +181,8 @@ def test_instance_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewe
     from cellsight.core.bmz.blocks import predict_package_blockwise
     from cellsight.core.bmz.run import load_package
     from cellsight.gui.instance_widget import InstanceWidget
-    from cellsight.io.omezarr import write_ome_zarr
-    from cellsight.plugin.hooks import read_ome_zarr_layers
-
     image = np.random.default_rng(3).random((128, 128)).astype(np.float32)
-    path = tmp_path / "scan.ome.zarr"
-    write_ome_zarr(path, image, axes="YX", chunks=(64, 64))
-    viewer = make_napari_viewer()
-    data, meta, _ = read_ome_zarr_layers(str(path))[0]
-    viewer.add_image(data, **meta)
+    viewer = _big_layer(make_napari_viewer, tmp_path, "scan", image)
     widget = InstanceWidget(viewer)
     widget.big.form.editors["block_size"].setValue(64)
     widget.predict_form.editors["device"].setCurrentText("cpu")
@@ -202,15 +208,8 @@ def test_denoise_dock_runs_the_careamics_package_blockwise(make_napari_viewer, q
     from cellsight.core.bmz.blocks import predict_package_blockwise
     from cellsight.core.bmz.run import load_package
     from cellsight.gui.denoise_widget import DenoiseWidget
-    from cellsight.io.omezarr import write_ome_zarr
-    from cellsight.plugin.hooks import read_ome_zarr_layers
-
     image = np.random.default_rng(4).normal(60, 20, (128, 128)).astype(np.float32)
-    path = tmp_path / "noisy.ome.zarr"
-    write_ome_zarr(path, image, axes="YX", chunks=(64, 64))
-    viewer = make_napari_viewer()
-    data, meta, _ = read_ome_zarr_layers(str(path))[0]
-    viewer.add_image(data, **meta)
+    viewer = _big_layer(make_napari_viewer, tmp_path, "noisy", image)
     widget = DenoiseWidget(viewer)
     widget.big.form.editors["block_size"].setValue(64)
     widget.load_model(str(CAREAMICS))
@@ -231,15 +230,8 @@ def test_semantic_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewe
     from cellsight.core.bmz.blocks import predict_package_blockwise
     from cellsight.core.bmz.run import load_package
     from cellsight.gui.semantic_widget import SemanticWidget
-    from cellsight.io.omezarr import write_ome_zarr
-    from cellsight.plugin.hooks import read_ome_zarr_layers
-
     image = np.random.default_rng(5).random((128, 128)).astype(np.float32)
-    path = tmp_path / "tissue.ome.zarr"
-    write_ome_zarr(path, image, axes="YX", chunks=(64, 64))
-    viewer = make_napari_viewer()
-    data, meta, _ = read_ome_zarr_layers(str(path))[0]
-    viewer.add_image(data, **meta)
+    viewer = _big_layer(make_napari_viewer, tmp_path, "tissue", image)
     widget = SemanticWidget(viewer)
     widget.device_box.setCurrentText("cpu")
     widget.big.form.editors["block_size"].setValue(64)
