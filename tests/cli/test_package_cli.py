@@ -174,3 +174,22 @@ def test_a_batch_through_a_foreign_instance_package(packages, image, tmp_path, c
     code = main(["segment", "--model", str(packages["semantic"]), str(image), str(other),
                  "--out", str(tmp_path / "b"), "--probabilities", "p.tif"])
     assert code == 2 and "--probabilities writes one file" in capsys.readouterr().err
+
+
+def test_timeseries_and_tta_with_a_foreign_package(packages, tmp_path, capsys):
+    from cellsight.config.instances import InstancePostConfig
+    from cellsight.core.bmz.run import load_package, predict_package
+
+    stack = np.random.default_rng(3).normal(10, 3, (3, 48, 64)).astype(np.float32)
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, stack)  # no axes in the file: --timeseries says T comes first
+    out = tmp_path / "lab.tif"
+    assert main(["segment", "--model", str(packages["instance"]), str(path), "--out", str(out),
+                 "--timeseries", "--tta", "--min-size", "0", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    expected = predict_package(load_package(packages["instance"]), stack, axes="TYX",
+                               device="cpu", tta=True, post=InstancePostConfig(min_size=0))
+    np.testing.assert_array_equal(tifffile.imread(out), expected.labels)
+    code = main(["segment", "--model", str(packages["instance"]), str(path), "--out",
+                 str(tmp_path / "b.tif"), "--timeseries", "--axes", "ZYX"])
+    assert code == 2 and "does not start with T" in capsys.readouterr().err

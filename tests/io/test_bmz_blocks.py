@@ -85,3 +85,23 @@ def test_an_image_package_blockwise_and_refusals(nuclei_pkg, tmp_path):
     assert np.abs(written - whole).mean() < 0.02 * scale
     with pytest.raises(ValueError, match="2D images"):
         predict_package_blockwise(model, np.zeros((2, 2, 64, 64), np.float32))
+
+
+def test_test_time_augmentation_makes_the_output_turn_with_the_image(nuclei_pkg):
+    """Averaged over the 8 flips / quarter turns, the output of a turned image is the
+    turned output (exactly, up to rounding); the network alone is not that symmetric."""
+    from cellsight.core.bmz.run import predict_package
+
+    _, model = nuclei_pkg
+    image = load_sample("nuclei_2d")[:96, :128].astype(np.float32)  # one tile, no padding
+
+    def output(img, tta):
+        return predict_package(model, img, device="cpu", tta=tta).output
+
+    plain = np.abs(np.rot90(output(np.rot90(image), False), -1, axes=(-2, -1))
+                   - output(image, False)).max()
+    turned = np.rot90(output(np.rot90(image), True), -1, axes=(-2, -1))
+    flipped = np.flip(output(np.flip(image, 0).copy(), True), -2)
+    tta = output(image, True)
+    assert np.abs(turned - tta).max() < 1e-4 and np.abs(flipped - tta).max() < 1e-4
+    assert plain > 10 * np.abs(turned - tta).max(), plain

@@ -21,12 +21,12 @@ import sys
 from cellsight.cli._options import flag_of
 
 #: options of ``segment`` a package run uses (any other one given is refused)
+_COMMON = ("axes", "timeseries", "tile_size", "device", "tta", "trust", "overwrite")
 SEGMENT_USES = {
-    "semantic": ("axes", "tile_size", "device", "probabilities", "trust", "overwrite"),
-    "instance": ("axes", "tile_size", "device", "trust", "overwrite", "seed_threshold",
-                 "mask_threshold", "min_size"),
-    "image": ("axes", "tile_size", "device", "trust", "overwrite"),
-    "raw": ("axes", "tile_size", "device", "trust", "overwrite"),
+    "semantic": (*_COMMON, "probabilities"),
+    "instance": (*_COMMON, "seed_threshold", "mask_threshold", "min_size"),
+    "image": _COMMON,
+    "raw": _COMMON,
 }
 #: every option of ``segment`` / ``denoise`` that a package run could be given
 _ALL = ("axes", "tile_size", "device", "probabilities", "trust", "overwrite", "seed_threshold",
@@ -83,9 +83,10 @@ def check_package_run(args, command: str, kind: str, uses) -> str:
         if getattr(args, "probabilities", None):
             raise CommandError("--probabilities is written for one image in memory; a "
                                "blockwise run writes the labels only: leave it out.")
-        if getattr(args, "axes", None):
-            raise CommandError("--axes applies to one image in memory; a blockwise run reads "
-                               "the axes of the OME-Zarr / TIFF: leave it out.")
+        if getattr(args, "axes", None) or getattr(args, "timeseries", False):
+            raise CommandError(f"{'--axes' if args.axes else '--timeseries'} applies to images "
+                               "in memory; a blockwise run reads the axes of the OME-Zarr / "
+                               "TIFF: leave it out.")
         uses = (*uses, "block_size", "workers", "scheduler", "retries")
     for name in _ALL:
         value = getattr(args, name, None)
@@ -119,7 +120,7 @@ def package_blockwise(args, command: str, post=None) -> int:
         return predict_package_blockwise(
             model, args.images[0], blocks=block_config(args), out=out, post=post,
             tile_size=getattr(args, "tile_size", None) or 0, device=args.device,
-            progress=progress)
+            tta=bool(getattr(args, "tta", False)), progress=progress)
 
     with ProgressBars(command) as progress:
         if model.kind in ("semantic", "instance"):
@@ -142,10 +143,11 @@ def package_batch(args, command: str, post=None) -> int:
     from cellsight.core.blocks.files import package_file
 
     check_outputs(args, batch=True, blockwise=False)
-    load(args)  # refuse an untrusted or broken package before any file is read
+    model = load(args)  # refuse an untrusted or broken package before any file is read
     return run_batch_command(args, command, package_file, args.model, bool(args.trust), post,
-                             args.device, args.axes.upper() if args.axes else None,
-                             getattr(args, "tile_size", None) or 0)
+                             args.device, timeseries_axes(args, model),
+                             getattr(args, "tile_size", None) or 0,
+                             bool(getattr(args, "tta", False)))
 
 
 def load(args):
@@ -155,9 +157,21 @@ def load(args):
     return load_package(args.model, trust=bool(args.trust), prefer_cellsight=False)
 
 
-def _axes(args, image) -> str | None:
-    if args.axes:
-        return args.axes.upper()
+def timeseries_axes(args, model) -> str | None:
+    """``--axes``, or with ``--timeseries`` T then the package's spatial axes (None: guess)."""
+    from cellsight.cli import CommandError
+
+    if getattr(args, "timeseries", False):
+        if args.axes and not args.axes.upper().startswith("T"):
+            raise CommandError(f"--timeseries says the first axis is time, but --axes "
+                               f"{args.axes} does not start with T: give one of them.")
+        return args.axes.upper() if args.axes else "T" + model.spatial.upper()
+    return args.axes.upper() if args.axes else None
+
+
+def _axes(args, image, model=None) -> str | None:
+    if args.axes or getattr(args, "timeseries", False):
+        return timeseries_axes(args, model)
     axes = (getattr(image, "axes", "") or "").upper()
     if axes and len(axes) == image.data.ndim and set(axes) <= set("TCZYX"):
         return axes
@@ -170,9 +184,10 @@ def predict(args, model, image, post=None):
     from cellsight.core.bmz.run import predict_package
 
     with ProgressBars(args.command_name) as progress:
-        return predict_package(model, image.data, axes=_axes(args, image),
+        return predict_package(model, image.data, axes=_axes(args, image, model),
                                tile_size=getattr(args, "tile_size", None) or 0,
-                               device=args.device, post=post, progress=progress)
+                               device=args.device, post=post,
+                               tta=bool(getattr(args, "tta", False)), progress=progress)
 
 
 def _spatial_axes(model, array, channel: bool) -> str:

@@ -110,7 +110,7 @@ _PACKAGES: dict = {}
 
 
 def package_file(item, package: str, trust: bool = False, post=None, device: str = "auto",
-                 axes: str | None = None, tile_size: int = 0) -> dict:
+                 axes: str | None = None, tile_size: int = 0, tta: bool = False) -> dict:
     """One file through a bioimage.io package from another tool; written by what it makes.
 
     ``package`` is the package's path (each worker process opens it once, so the batch
@@ -134,7 +134,7 @@ def package_file(item, package: str, trust: bool = False, post=None, device: str
         data, found = image.data, image.axes
     given = axes or (found if len(found) == data.ndim and set(found) <= set("TCZYX") else None)
     result = predict_package(model, data, axes=given, tile_size=tile_size, device=device,
-                             post=post)
+                             post=post, tta=tta)
     if result.labels is not None:
         write_result(item.output, result.labels, None, labels=True)
         return {"objects": int(result.labels.max()) if result.kind == "instance" else ""}

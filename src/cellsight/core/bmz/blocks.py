@@ -41,6 +41,7 @@ from cellsight.core.bmz.run import (
     _sample,
     _tiling,
     _to_described,
+    augmented,
 )
 from cellsight.core.nn.tiling import predict_tiled
 from cellsight.core.progress import ProgressCallback, StopCallback, never_stop, no_progress
@@ -84,8 +85,8 @@ def image_statistics(model: PackageModel, ref: ArrayRef, lead: int) -> dict:
 class _PackageBlock:
     """Predict one block through the package with the image-wide statistics."""
 
-    def __init__(self, stat: dict, tile_size: int, device: str):
-        self.stat, self.tile_size, self.device = stat, tile_size, device
+    def __init__(self, stat: dict, tile_size: int, device: str, tta: bool = False):
+        self.stat, self.tile_size, self.device, self.tta = stat, tile_size, device, tta
 
     def __call__(self, model: PackageModel, frame: np.ndarray) -> np.ndarray:
         _, pre, post = _processing(model)
@@ -100,8 +101,8 @@ class _PackageBlock:
         adapter = _DescribedOrder(model)
         halo = max([getattr(a, "halo", 0) for a in model.output.axes] + [0])
         tiles, overlap = _tiling(model, self.tile_size, halo, adapter.divisor)
-        y = predict_tiled(adapter, x, tile_shape=tiles, overlap=overlap, device=self.device,
-                          amp=False)
+        y = augmented(lambda v: predict_tiled(adapter, v, tile_shape=tiles, overlap=overlap,
+                                              device=self.device, amp=False), x, self.tta)
         out = _sample(out_id, _output_described(model, y), _dims(model.output.axes))
         out.stat = sample.stat
         for op in post:
@@ -148,6 +149,7 @@ def predict_package_blockwise(
     post: InstancePostConfig | None = None,
     tile_size: int = 0,
     device: str = "auto",
+    tta: bool = False,
     progress: ProgressCallback = no_progress,
     should_stop: StopCallback = never_stop,
     engine=None,
@@ -167,7 +169,7 @@ def predict_package_blockwise(
         OME-Zarr to write (``.partial`` while running); None keeps the result in memory.
     post : InstancePostConfig, optional
         Watershed parameters for a foreground / boundary output.
-    tile_size, device : optional
+    tile_size, device, tta : optional
         As for :func:`~cellsight.core.bmz.run.predict_package`.
 
     Returns
@@ -211,11 +213,11 @@ def predict_package_blockwise(
     stat = image_statistics(model, ref, lead)
     context = _context(model, blocks)
     if model.kind == "semantic":
-        return run_dense(model, ref, _Labels(stat, tile_size, device), spatial, np.uint16,
+        return run_dense(model, ref, _Labels(stat, tile_size, device, tta), spatial, np.uint16,
                          blocks, out=out, context=context, progress=progress,
                          should_stop=should_stop, engine=engine)
     if model.kind == "image":
-        return run_dense(model, ref, _Image(stat, tile_size, device), spatial, np.float32,
+        return run_dense(model, ref, _Image(stat, tile_size, device, tta), spatial, np.float32,
                          blocks, out=out, context=context, progress=progress,
                          should_stop=should_stop, engine=engine)
     post = post or InstancePostConfig()
@@ -232,7 +234,7 @@ def predict_package_blockwise(
         work = _WorkArrays(output, shape, size, in_memory=out is None)
         try:
             total = 3 * len(grid)
-            run_blocks(eng, _maps_task, grid, _PackageBlock(stat, tile_size, device),
+            run_blocks(eng, _maps_task, grid, _PackageBlock(stat, tile_size, device, tta),
                        eng.share(model), ref, work.maps, lead, message="predicting blocks",
                        progress=progress, should_stop=should_stop, progress_total=total)
             n = label_maps_blockwise(eng, work.maps, work.ids, output.ref, post, size, lab,

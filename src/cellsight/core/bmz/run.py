@@ -378,6 +378,7 @@ def predict_package(
     tile_size: int = 0,
     device: str = "auto",
     post: InstancePostConfig | None = None,
+    tta: bool = False,
     progress: ProgressCallback = no_progress,
     should_stop: StopCallback = never_stop,
 ) -> PackageResult:
@@ -394,6 +395,9 @@ def predict_package(
         Largest tile edge (0 = default) and device, as for the other predictors.
     post : InstancePostConfig, optional
         Watershed parameters for foreground / boundary outputs.
+    tta : bool
+        Test-time augmentation: the network's output averaged over the 8 flips and
+        quarter turns of the (pre-processed) image in the YX plane, each turned back.
 
     Returns
     -------
@@ -415,7 +419,7 @@ def predict_package(
     ('instance', (3, 96, 96), 2)
     """
     output, has_t, has_c = _predict_output(model, image, axes, tile_size, device, progress,
-                                           should_stop)
+                                           should_stop, tta)
     return _mapped(model, output, has_t, has_c, post)
 
 
@@ -426,10 +430,13 @@ def predict_package_maps(
     axes: str | None = None,
     tile_size: int = 0,
     device: str = "auto",
+    tta: bool = False,
     progress: ProgressCallback = no_progress,
     should_stop: StopCallback = never_stop,
 ):
     """Foreground and boundary maps of a package with instance output (no watershed).
+
+    ``tta`` as for :func:`predict_package`.
 
     Returns
     -------
@@ -442,7 +449,7 @@ def predict_package_maps(
     if model.kind != "instance":
         raise ValueError(f"The package's output is {model.kind}, not foreground / boundary.")
     output, has_t, _ = _predict_output(model, image, axes, tile_size, device, progress,
-                                       should_stop)
+                                       should_stop, tta)
     fg, bd = _instance_maps(output)
     return InstanceMaps(fg if has_t else fg[0], bd if has_t else bd[0], has_time=has_t)
 
@@ -455,7 +462,24 @@ def _instance_maps(output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return fg, output[:, 1] if output.shape[1] > 1 else np.zeros_like(fg)
 
 
-def _predict_output(model, image, axes, tile_size, device, progress, should_stop):
+def augmented(run, x: np.ndarray, tta: bool) -> np.ndarray:
+    """``run(x)``, or with ``tta`` its mean over the 8 flips / quarter turns of ``x``'s
+    last two axes (YX), each output turned back (``x``: ``(C, *spatial)``)."""
+    if not tta:
+        return run(x)
+    total = None
+    for flip in (False, True):
+        for turns in range(4):
+            view = np.flip(x, -1) if flip else x
+            y = run(np.ascontiguousarray(np.rot90(view, turns, axes=(-2, -1))))
+            y = np.rot90(y, -turns, axes=(-2, -1))
+            y = np.flip(y, -1) if flip else y
+            total = y.astype(np.float32) if total is None else total + y
+    return total / 8
+
+
+def _predict_output(model, image, axes, tile_size, device, progress, should_stop,
+                    tta: bool = False):
     """The postprocessed output ``(frames, C, *spatial)``; whether there were T and C axes."""
     from bioimageio.core.proc_setup import get_pre_and_postprocessing
 
@@ -473,8 +497,9 @@ def _predict_output(model, image, axes, tile_size, device, progress, should_stop
         procs.pre(sample)
         x = _from_tensor(sample.members[in_id], model.spatial)
         tiles, overlap = _tiling(model, tile_size, halo, adapter.divisor)
-        y = predict_tiled(adapter, x, tile_shape=tiles, overlap=overlap, device=device,
-                          amp=False, progress=progress, should_stop=should_stop)
+        y = augmented(lambda v: predict_tiled(adapter, v, tile_shape=tiles, overlap=overlap,
+                                              device=device, amp=False, progress=progress,
+                                              should_stop=should_stop), x, tta)
         out_sample = _sample(out_id, _output_described(model, y), _dims(model.output.axes))
         out_sample.stat = sample.stat
         procs.post(out_sample)
