@@ -160,6 +160,14 @@ def test_finetune_dock_fine_tunes_a_package_into_a_new_version(make_napari_viewe
         Path(pkg).read_bytes()).hexdigest()
 
 
+def _run(qtbot, widget, start) -> None:
+    """Start a dock's job and wait until it is done."""
+    job = start()
+    assert job is not None
+    qtbot.waitUntil(lambda: widget.job is None, timeout=120_000)
+    assert job.state == "done", widget.status.text()
+
+
 def _big_layer(make_napari_viewer, tmp_path, name: str, image):
     """A viewer showing ``image`` opened lazily from ``NAME.ome.zarr`` (a big layer)."""
     from cellsight.io.omezarr import write_ome_zarr
@@ -181,6 +189,7 @@ def test_instance_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewe
     from cellsight.core.bmz.blocks import predict_package_blockwise
     from cellsight.core.bmz.run import load_package
     from cellsight.gui.instance_widget import InstanceWidget
+
     image = np.random.default_rng(3).random((128, 128)).astype(np.float32)
     viewer = _big_layer(make_napari_viewer, tmp_path, "scan", image)
     widget = InstanceWidget(viewer)
@@ -188,10 +197,7 @@ def test_instance_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewe
     widget.predict_form.editors["device"].setCurrentText("cpu")
     other = foreign_copy(packages["instance"], tmp_path / "other.zip")  # TorchScript: no code
     widget.model_box.set_source(str(other))
-    job = widget.start_predict()
-    assert job is not None
-    qtbot.waitUntil(lambda: widget.job is None, timeout=120_000)
-    assert job.state == "done", widget.status.text()
+    _run(qtbot, widget, widget.start_predict)
     out = viewer.layers["scan nuclei"]
     assert isinstance(out.data[0], da.Array) and (tmp_path / "scan_nuclei.ome.zarr").is_dir()
     core = predict_package_blockwise(load_package(other), image,
@@ -208,15 +214,13 @@ def test_denoise_dock_runs_the_careamics_package_blockwise(make_napari_viewer, q
     from cellsight.core.bmz.blocks import predict_package_blockwise
     from cellsight.core.bmz.run import load_package
     from cellsight.gui.denoise_widget import DenoiseWidget
+
     image = np.random.default_rng(4).normal(60, 20, (128, 128)).astype(np.float32)
     viewer = _big_layer(make_napari_viewer, tmp_path, "noisy", image)
     widget = DenoiseWidget(viewer)
     widget.big.form.editors["block_size"].setValue(64)
     widget.load_model(str(CAREAMICS))
-    job = widget.start_apply()
-    assert job is not None
-    qtbot.waitUntil(lambda: widget.job is None, timeout=60_000)
-    assert job.state == "done", widget.status.text()
+    _run(qtbot, widget, widget.start_apply)
     out = viewer.layers["noisy denoised"]
     assert isinstance(out.data[0], da.Array)
     core = predict_package_blockwise(load_package(CAREAMICS), image,
@@ -230,6 +234,7 @@ def test_semantic_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewe
     from cellsight.core.bmz.blocks import predict_package_blockwise
     from cellsight.core.bmz.run import load_package
     from cellsight.gui.semantic_widget import SemanticWidget
+
     image = np.random.default_rng(5).random((128, 128)).astype(np.float32)
     viewer = _big_layer(make_napari_viewer, tmp_path, "tissue", image)
     widget = SemanticWidget(viewer)
@@ -237,10 +242,7 @@ def test_semantic_dock_runs_a_package_blockwise_on_a_big_layer(make_napari_viewe
     widget.big.form.editors["block_size"].setValue(64)
     other = foreign_copy(packages["semantic"], tmp_path / "other.zip")  # TorchScript: no code
     widget.load_model(str(other))
-    job = widget.start_predict()
-    assert job is not None
-    qtbot.waitUntil(lambda: widget.job is None, timeout=60_000)
-    assert job.state == "done", widget.status.text()
+    _run(qtbot, widget, widget.start_predict)
     out = viewer.layers["tissue classes"]
     core = predict_package_blockwise(load_package(other), image,
                                      blocks=BlockConfig(block_size=64), device="auto")

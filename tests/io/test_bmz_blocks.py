@@ -41,7 +41,7 @@ def test_image_statistics_are_those_of_the_whole_image(nuclei_pkg):
 
     _, model = nuclei_pkg
     image = np.random.default_rng(1).gamma(2.0, 50.0, (200, 300)).astype(np.float32)
-    stat = image_statistics(model, ArrayRef(array=image), 0)
+    stat = image_statistics(model, ArrayRef(array=image))
     values = sorted(float(np.asarray(getattr(v, "data", v)).ravel()[0]) for v in stat.values())
     expected = sorted(float(np.percentile(image, q)) for q in (1, 99.8))
     np.testing.assert_allclose(values, expected, rtol=1e-3)

@@ -104,17 +104,12 @@ def package_blockwise(args, command: str, post=None) -> int:
     import json
     from types import SimpleNamespace
 
-    from cellsight.cli import CommandError
     from cellsight.cli._blocks import _into_labels, _zarr_out, block_config, check_outputs
     from cellsight.cli._progress import ProgressBars
     from cellsight.core.bmz.blocks import predict_package_blockwise
 
     check_outputs(args, batch=False, blockwise=True)
-    model = load(args)
-    if model.channels != 1:
-        raise CommandError(f"--model {args.model} takes {model.channels} channels; blockwise "
-                           "runs take single-channel packages (give a TIFF --out to run it "
-                           "on one image in memory).")
+    model = load(args)  # the core refuses what cannot run blockwise (one clear line)
 
     def run(out):
         return predict_package_blockwise(

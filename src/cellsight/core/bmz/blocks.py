@@ -18,7 +18,7 @@ import numpy as np
 from cellsight.config.blocks import BlockConfig
 from cellsight.config.instances import InstancePostConfig
 from cellsight.core.blocks.arrays import ArrayRef
-from cellsight.core.blocks.dense import run_dense
+from cellsight.core.blocks.dense import _grid, run_dense
 from cellsight.core.blocks.engine import run_blocks
 from cellsight.core.blocks.grid import Block, block_grid
 from cellsight.core.blocks.instances import (
@@ -60,7 +60,7 @@ def _processing(model: PackageModel):
     return stats, pre, setup.post
 
 
-def image_statistics(model: PackageModel, ref: ArrayRef, lead: int) -> dict:
+def image_statistics(model: PackageModel, ref: ArrayRef) -> dict:
     """The measures the package's processing needs, from a strided sample of the image.
 
     The sample's pixels are laid out as one row (``1 x N``) of the input's layout, so
@@ -87,9 +87,15 @@ class _PackageBlock:
 
     def __init__(self, stat: dict, tile_size: int, device: str, tta: bool = False):
         self.stat, self.tile_size, self.device, self.tta = stat, tile_size, device, tta
+        self._ops = None  # (pre, post) operators, set up on first use in each process
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_ops": None}  # operators are rebuilt where it runs
 
     def __call__(self, model: PackageModel, frame: np.ndarray) -> np.ndarray:
-        _, pre, post = _processing(model)
+        if self._ops is None:
+            self._ops = _processing(model)[1:]
+        pre, post = self._ops
         in_id, out_id = str(model.input.id), str(model.output.id)
         pad_in, crop_out, mode = _halos(model)
         x = np.pad(np.asarray(frame, np.float32)[None], [(0, 0), *pad_in], mode=mode)
@@ -210,7 +216,7 @@ def predict_package_blockwise(
         raise ValueError(f"The package takes {spatial}D images ({model.spatial.upper()}), or a "
                          f"time series of them; got shape {ref.shape}.")
     lead = len(ref.shape) - spatial
-    stat = image_statistics(model, ref, lead)
+    stat = image_statistics(model, ref)
     context = _context(model, blocks)
     if model.kind == "semantic":
         return run_dense(model, ref, _Labels(stat, tile_size, device, tta), spatial, np.uint16,
@@ -222,8 +228,7 @@ def predict_package_blockwise(
                          should_stop=should_stop, engine=engine)
     post = post or InstancePostConfig()
     shape = ref.shape
-    size = [1] * lead + ([shape[lead]] if spatial == 3 else []) + [blocks.block_size] * 2
-    ctx = [0] * lead + ([0] if spatial == 3 else []) + [context] * 2
+    size, ctx = _grid(shape, spatial, blocks, context, 0)
     label = blocks.label_halo or 64
     lab = [0] * lead + ([label] if spatial == 3 else []) + [label] * 2
     output = open_output(out, shape, np.uint32, size, info, "labels", blocks.overwrite, spatial)
