@@ -36,6 +36,23 @@ def test_segment_one_image_with_builtin_model(crops, tmp_path, capsys):
     assert match_instances(truth[:160, :160], labels).ap > 0.6
 
 
+
+def test_split_by_shape_option_reaches_the_watershed():
+    """The built-in model splits by shape; --no-split-by-shape turns it off, and back on."""
+    import argparse
+
+    from cellsight.cli._instance import instance_settings
+    from cellsight.core.segmentation.instance_model import load_builtin
+
+    model = load_builtin("nuclei")
+    assert model.config.postprocessing.split_by_shape
+    base = dict(diameter=None, tile_size=None, device="cpu", tta=False, seed_threshold=None,
+                mask_threshold=None, min_size=None)
+    for given, expected in ((None, True), (False, False), (True, True)):
+        args = argparse.Namespace(**base, split_by_shape=given)
+        _, post = instance_settings(args, model, "2d")
+        assert post.split_by_shape is expected
+
 @pytest.mark.slow
 def test_segment_with_test_time_augmentation(crops, tmp_path, capsys):
     folder, paths, truth = crops

@@ -60,6 +60,17 @@ def test_builtin_model_segments_nuclei_and_sliders_rerun_only_watershed(
     # defaults of the model were shown in the sliders
     shown = w.post_form.values()["seed_threshold"]
     assert shown == pytest.approx(w.model.config.postprocessing.seed_threshold)
+    assert w.post_form.values()["split_by_shape"] is True  # the model's own setting
+
+    # split by shape off: touching nuclei the boundary missed stay merged (fewer objects)
+    split_count = int(layer.data.max())
+    w.post_form.editors["split_by_shape"].setChecked(False)
+    qtbot.waitUntil(lambda: int(layer.data.max()) < split_count, timeout=10_000)
+    qtbot.waitUntil(lambda: w.ws_job is None, timeout=10_000)
+    assert calls == [1]
+    w.post_form.editors["split_by_shape"].setChecked(True)
+    qtbot.waitUntil(lambda: int(layer.data.max()) == split_count, timeout=10_000)
+    qtbot.waitUntil(lambda: w.ws_job is None, timeout=10_000)
 
     before = layer.data.copy()
     n_layers = len(viewer.layers)

@@ -140,7 +140,7 @@ def instance_settings(args, model, mode: str):
         test_time_augmentation=args.tta,
     )
     post = model.config.postprocessing.model_copy()
-    for name in ("seed_threshold", "mask_threshold", "min_size"):
+    for name in ("seed_threshold", "mask_threshold", "min_size", "split_by_shape"):
         if getattr(args, name) is not None:
             setattr(post, name, getattr(args, name))
     return config, post
@@ -215,5 +215,5 @@ def add_instance_options(parser) -> None:
     )
     # the defaults are the model's own (its config.yaml), so the help gives only the bounds
     add_config_options(parser, InstancePostConfig, ("seed_threshold", "mask_threshold",
-                                                    "min_size"),
+                                                    "min_size", "split_by_shape"),
                        prefix="Instance: ", show_default=False)

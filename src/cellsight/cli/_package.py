@@ -24,13 +24,13 @@ from cellsight.cli._options import flag_of
 _COMMON = ("axes", "timeseries", "tile_size", "device", "tta", "trust", "overwrite")
 SEGMENT_USES = {
     "semantic": (*_COMMON, "probabilities"),
-    "instance": (*_COMMON, "seed_threshold", "mask_threshold", "min_size"),
+    "instance": (*_COMMON, "seed_threshold", "mask_threshold", "min_size", "split_by_shape"),
     "image": _COMMON,
     "raw": _COMMON,
 }
 #: every option of ``segment`` / ``denoise`` that a package run could be given
 _ALL = ("axes", "tile_size", "device", "probabilities", "trust", "overwrite", "seed_threshold",
-        "mask_threshold", "min_size", "timeseries", "batch_size", "tta", "diameter",
+        "mask_threshold", "min_size", "split_by_shape", "timeseries", "batch_size", "tta", "diameter",
         "block_size", "workers", "scheduler", "retries")
 _DEFAULTS = {"device": "auto"}
 
@@ -234,7 +234,8 @@ def segment_package(args, package) -> int:
                            "leave --mode out (its output is written as a float image).")
     run = check_package_run(args, "segment", kind, SEGMENT_USES[kind])
     post = InstancePostConfig(**{n: getattr(args, n) for n in
-                                 ("seed_threshold", "mask_threshold", "min_size")
+                                 ("seed_threshold", "mask_threshold", "min_size",
+                                  "split_by_shape")
                                  if getattr(args, n, None) is not None})
     if run == "batch":
         return package_batch(args, "segment", post)

@@ -91,7 +91,7 @@ SEGMENTERS = {
 
 
 PREDICT = ("axes", "timeseries", "tile_size", "device", "tta")
-INSTANCE = ("diameter", "seed_threshold", "mask_threshold", "min_size")
+INSTANCE = ("diameter", "seed_threshold", "mask_threshold", "min_size", "split_by_shape")
 ENGINE = ("workers", "scheduler", "retries")
 #: (mode, run) -> the options that run uses; any other option given is refused
 USES = {

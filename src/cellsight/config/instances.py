@@ -64,9 +64,10 @@ class InstanceTargetConfig(StrictConfig):
 class InstancePostConfig(StrictConfig):
     """Seeded watershed turning foreground and boundary maps into separated objects.
 
-    seeds = connected components of (foreground - boundary) > ``seed_threshold``;
-    mask = foreground > ``mask_threshold``; seeds grow over the boundary map inside
-    the mask; objects smaller than ``min_size`` are dropped; ids are consecutive.
+    seeds = connected components of (foreground - boundary) > ``seed_threshold``
+    (with ``split_by_shape``, further split at their necks); mask = foreground >
+    ``mask_threshold``; seeds grow over the boundary map inside the mask; objects
+    smaller than ``min_size`` are dropped; ids are consecutive.
     """
 
     version: int = Field(
@@ -110,6 +111,20 @@ class InstancePostConfig(StrictConfig):
         title="Anisotropy (Z / XY)",
         description="3D only: Z spacing divided by the Y/X spacing; the smoothing along Z is "
         "divided by it.",
+    )
+    split_by_shape: bool = Field(
+        False,
+        title="Split by shape",
+        description="Also split a seed region where its outline narrows (one seed per peak of "
+        "the distance to its edge): separates touching nuclei the boundary map misses.",
+    )
+    split_depth: float = Field(
+        0.05,
+        ge=0.0,
+        le=1.0,
+        title="Split depth",
+        description="Split by shape: a neck splits a region when it is this fraction of the "
+        "region's half-width narrower than both sides. Lower: more splits.",
     )
 
 

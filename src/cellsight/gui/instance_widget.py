@@ -73,7 +73,7 @@ from cellsight.gui.toolkit.models import foreign_package, load_package_asking, s
 from cellsight.gui.workers import start_job, warm_up_labels, warm_up_training
 
 PREDICT_FIELDS = ("mode", "diameter", "test_time_augmentation", "device")
-POST_FIELDS = ("seed_threshold", "mask_threshold", "min_size")
+POST_FIELDS = ("seed_threshold", "mask_threshold", "min_size", "split_by_shape")
 FORM_OPTIONS = {
     "mode": {"labels": {"2d": "2D (Y, X)", "3d": "3D (Z, Y, X)", "t": "T (time series)"}},
     "diameter": {"suffix": " px", "special": "auto"},
