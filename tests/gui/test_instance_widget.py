@@ -36,6 +36,11 @@ def test_builtin_model_segments_nuclei_and_sliders_rerun_only_watershed(
     user = viewer.add_labels(np.zeros(image.shape, np.uint8), name="my labels")
     calls = _count_predictions(monkeypatch)
     assert w.model_source() == "nuclei" and w.image_box.current_choice == "nuclei"
+    # the model's own watershed settings are shown before it runs
+    own = w.post_config()
+    builtin = iw.load_model("nuclei").config.postprocessing
+    assert own.seed_threshold == pytest.approx(builtin.seed_threshold)
+    assert own.split_by_shape is builtin.split_by_shape is True
     assert w.predict_form.values()["mode"] == "2d"
     diameter = w.predict_form.editors["diameter"]
     assert diameter.text() == "auto" and w.predict_config().estimate_diameter  # the default

@@ -69,7 +69,12 @@ from cellsight.gui.toolkit import (
     scroll_layout,
     user_layer,
 )
-from cellsight.gui.toolkit.models import foreign_package, load_package_asking, start_export
+from cellsight.gui.toolkit.models import (
+    foreign_package,
+    load_package_asking,
+    model_post,
+    start_export,
+)
 from cellsight.gui.workers import start_job, warm_up_labels, warm_up_training
 
 PREDICT_FIELDS = ("mode", "diameter", "test_time_augmentation", "device")
@@ -167,6 +172,7 @@ class InstanceWidget(JobMixin, QWidget):
     def _build(self) -> None:
         self.model_box = ModelChooser()
         self.model_box.chosen.connect(self._guess_mode)
+        self.model_box.chosen.connect(self._show_model_post)
         self.image_box = layer_chooser(self.viewer, napari.layers.Image, prefer=user_layer)
         self.image_box.changed.connect(self._guess_mode)
         self.image_box.changed.connect(self._follow_units)
@@ -202,6 +208,15 @@ class InstanceWidget(JobMixin, QWidget):
         self.busy_disables(self.predict_button, self.export_button)
         self._guess_mode()
         self._follow_units()
+        self._show_model_post()
+
+    def _show_model_post(self, *args) -> None:
+        """Show the chosen model's own watershed settings (before any prediction)."""
+        if self.maps is not None:  # sliders already refine a result: leave them be
+            return
+        post = model_post(self.model_source())
+        if post is not None:
+            self.post_form.set_values(post)
 
     def _follow_units(self, *args) -> None:
         """Diameter in µm when the image layer has a physical pixel size, else in pixels."""

@@ -54,6 +54,25 @@ def model_ndim(source: str, default: int = 2) -> int:
         return default
 
 
+def model_post(source: str):
+    """The watershed settings saved with an instance model folder (None otherwise).
+
+    Read from its ``config.yaml`` only (no weights), so the dock can show a model's own
+    thresholds before it runs.
+    """
+    from cellsight.config.instances import InstancePostConfig
+    from cellsight.io.model_folder import read_config
+    from cellsight.models import resolve_model
+
+    try:
+        config = read_config(resolve_model(source))
+        if config.get("task") != "instance" or "postprocessing" not in config:
+            return None
+        return InstancePostConfig.model_validate(config["postprocessing"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def foreign_package(source) -> bool:
     """True for a bioimage.io package that cellsight did not write."""
     from cellsight.io.bmz.read import is_package, open_package
