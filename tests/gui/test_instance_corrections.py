@@ -75,7 +75,8 @@ def test_a_corrected_result_is_never_rewritten_by_a_slider(dock, qtbot):
     move_mask_slider(w, qtbot, 0.3)
     np.testing.assert_array_equal(layer.data, corrected)  # nothing of the correction lost
     new = viewer.layers[w._result_name]
-    assert new is not layer and new.name == "img instances (thresholds 0.50/0.30)"
+    seed = w.post_config().seed_threshold  # the model's own, shown by the dock
+    assert new is not layer and new.name == f"img instances (thresholds {seed:.2f}/0.30)"
     assert (new.data > 0).sum() > (corrected > 0).sum() - (corrected == 9).sum()
     assert "'img instances' is kept" in w.status.text()
     move_mask_slider(w, qtbot, 0.4)  # later moves update the new layer only
